@@ -13,8 +13,7 @@ setup(
     package_data={"keras_crosr.datasets": ["sample/*.npz"]},
     install_requires=[
         "keras>=3.6",
-        "tensorflow-cpu>=2.16; platform_machine=='x86_64'",
-        "tensorflow>=2.16; platform_machine!='x86_64'",
+        "tensorflow>=2.16",
         "tensorflow-datasets>=4.9",
         "numpy>=1.24",
         "scipy>=1.10",

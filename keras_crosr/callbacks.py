@@ -1,0 +1,158 @@
+"""`OpenSetHead`: fit an open-set detector on a trained model's features, as a Keras callback."""
+
+import copy
+import math
+
+import keras
+import numpy as np
+
+from keras_crosr.dhrnet import inference_model
+from keras_crosr.openset import CROSR, NotFittedError, OpenMax, SoftmaxThreshold
+
+__all__ = ["OpenSetHead"]
+
+DETECTORS = {"softmax": SoftmaxThreshold, "openmax": OpenMax, "crosr": CROSR}
+
+
+def _labels(y):
+    """Integer labels `(n,)` from a batch of targets (a dict of targets uses its `"logits"` entry)."""
+    if isinstance(y, dict):
+        if "logits" not in y:
+            raise ValueError(f"dict targets must have a 'logits' entry (the class labels); got keys {sorted(y)}.")
+        y = y["logits"]
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise ValueError(f"labels must be integer class ids of shape (n,); got shape {y.shape}.")
+    return y
+
+
+class OpenSetHead(keras.callbacks.Callback):
+    """Fits an open-set detector on a trained model's (logits, latent) features.
+
+    Used as a callback, it runs at the end of `model.fit`: it extracts the features of `train_data` with
+    `keras_crosr.dhrnet.inference_model(model)` (the decoder-free model), batch by batch with a progress
+    bar, and fits the detector. `head.fit(model)` does the same on an already trained model. A model without
+    a `"latent"` output (`variant="supervised"`) gives the detector its logits `(n, N)` alone.
+
+    Example:
+
+    ```python
+    head = OpenSetHead((x_train, y_train), detector="crosr")
+    model.fit(x_train, dhrnet_targets(x_train, y_train), epochs=10, callbacks=[head])
+    head.predict(x_test)  # (n,) ints in 0..N, N = unknown
+    ```
+
+    Args:
+        train_data: the training data, as a tuple `(x, y)` of arrays with integer labels `y` of shape `(n,)`,
+            or an iterable of `(x, y)` batches (`tf.data.Dataset`, `keras.utils.PyDataset`, ...), where `y`
+            may be the target dict of `dhrnet_targets` (its `"logits"` entry holds the labels).
+        detector: `"softmax"`, `"openmax"`, `"crosr"` (default parameters), or an unfitted detector
+            instance, which is copied: `head.detector_` is the fitted copy.
+        batch_size: batch size of the feature extraction and of the `predict*` methods.
+        verbose: 0 = silent, 1 = progress bar, 2 = one line.
+
+    Attributes:
+        detector_: the fitted detector.
+        inference_model_: the decoder-free model (shares the trained model's weights).
+    """
+
+    def __init__(self, train_data, detector="crosr", batch_size=256, verbose=1):
+        super().__init__()
+        if isinstance(detector, str):
+            if detector not in DETECTORS:
+                raise ValueError(f"unknown detector {detector!r}; expected one of {sorted(DETECTORS)} or an instance.")
+        elif not all(hasattr(detector, method) for method in ("fit", "predict_proba", "decision_function")):
+            raise TypeError(
+                "`detector` must be a name or a detector with fit / predict_proba / decision_function; "
+                f"got {type(detector).__name__}."
+            )
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"`batch_size` must be a positive int; got {batch_size!r}.")
+        self.train_data = train_data
+        self.detector = detector
+        self.batch_size = batch_size
+        self.verbose = verbose
+
+    def on_train_end(self, logs=None):
+        self.fit(self.model)
+
+    def fit(self, model):
+        """Extracts the features of `train_data` with `model` and fits the detector. Returns `self`."""
+        feature_model = inference_model(model)
+        logits, latent, labels = [], [], []
+        batches, n_batches = self._train_batches()
+        progbar = keras.utils.Progbar(n_batches, verbose=self.verbose, unit_name="batch")
+        for step, batch in enumerate(batches, start=1):
+            if not isinstance(batch, (tuple, list)) or len(batch) not in (2, 3):
+                raise ValueError("`train_data` must be a tuple (x, y) or yield (x, y) batches with labels.")
+            outputs = feature_model.predict_on_batch(batch[0])
+            logits.append(outputs["logits"])
+            if "latent" in outputs:
+                latent.append(outputs["latent"])
+            labels.append(_labels(batch[1]))
+            progbar.update(step)
+        if not labels:
+            raise ValueError("`train_data` is empty.")
+        features = {"logits": np.concatenate(logits)}
+        if latent:
+            features["latent"] = np.concatenate(latent)
+        detector = DETECTORS[self.detector]() if isinstance(self.detector, str) else copy.deepcopy(self.detector)
+        detector.fit(self._detector_input(features), np.concatenate(labels))
+        self.inference_model_ = feature_model
+        self.detector_ = detector
+        return self
+
+    def _train_batches(self):
+        """The `(x, y)` batches of `train_data` and their number (None when unknown)."""
+        data = self.train_data
+        if isinstance(data, tuple) and len(data) == 2:
+            x, y = data
+            n = len(y)
+            leaves = keras.tree.flatten(x)
+            if any(len(leaf) != n for leaf in leaves):
+                raise ValueError(f"`train_data` x and y differ in length: {[len(v) for v in leaves]} vs {n}.")
+            starts = range(0, n, self.batch_size)
+            slices = (
+                (keras.tree.map_structure(lambda v, s=s: v[s : s + self.batch_size], x), y[s : s + self.batch_size])
+                for s in starts
+            )
+            return slices, math.ceil(n / self.batch_size)
+        try:
+            n_batches = len(data)
+        except TypeError:  # unknown or infinite cardinality
+            n_batches = None
+        return iter(data), n_batches
+
+    @staticmethod
+    def _detector_input(features):
+        return features if "latent" in features else features["logits"]
+
+    def _check_fitted(self):
+        if not hasattr(self, "detector_"):
+            raise NotFittedError(
+                "This OpenSetHead is not fitted yet: pass it to `model.fit(..., callbacks=[head])` "
+                "or call `head.fit(model)` first."
+            )
+
+    def features(self, x):
+        """The detector's input for raw inputs `x`: a dict `{"logits", "latent"}` or `(n, N)` logits."""
+        self._check_fitted()
+        outputs = self.inference_model_.predict(x, batch_size=self.batch_size, verbose=0)
+        return self._detector_input(outputs)
+
+    def predict_proba(self, x):
+        """`(n, N + 1)` open-set probabilities of raw inputs `x`, the unknown class last."""
+        features = self.features(x)
+        return self.detector_.predict_proba(features)
+
+    def predict(self, x, threshold=None):
+        """`(n,)` ints in `0..N` (N = unknown) for raw inputs `x`; `threshold` as the detector's `predict`."""
+        features = self.features(x)
+        return self.detector_.predict(features, threshold=threshold)
+
+    def decision_function(self, x):
+        """`(n,)` unknown scores of raw inputs `x` (higher = more unknown)."""
+        features = self.features(x)
+        return self.detector_.decision_function(features)

@@ -1,0 +1,133 @@
+"""Where a data set comes from: a local file in the layout of ``shared/data/MANIFEST.md`` or tensorflow-datasets.
+
+``source="local"`` reads ``<data_dir>/<file>`` where ``data_dir`` is the argument or ``$KERAS_CROSR_DATA``;
+``source="tfds"`` loads the tensorflow-datasets build (downloaded by tfds into its own folder, never into
+``data_dir``); ``source="auto"`` takes the local file when it exists and tfds otherwise. ``tensorflow`` and
+``tensorflow_datasets`` are imported only on the tfds path. Loaders only ever read from ``data_dir``.
+"""
+
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+ENV_VAR = "KERAS_CROSR_DATA"
+SOURCES = ("auto", "tfds", "local")
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """Raised when neither a local file nor tensorflow-datasets can serve a data set."""
+
+
+def data_root(data_dir=None):
+    """The local data root: ``data_dir`` if given, else ``$KERAS_CROSR_DATA``, else ``None``."""
+    if data_dir is not None:
+        return Path(data_dir).expanduser()
+    env = os.environ.get(ENV_VAR)
+    return Path(env).expanduser() if env else None
+
+
+def _check_source(source):
+    if source not in SOURCES:
+        raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
+
+
+def _tfds_importable():
+    try:
+        import tensorflow_datasets  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _missing_message(dataset, filename, root):
+    where = f"{root / filename}" if root is not None else f"<data_dir>/{filename} (no data_dir given)"
+    return (
+        f"{dataset}: local file not found: {where}. Pass data_dir= or set the environment variable "
+        f"{ENV_VAR} to a folder holding {filename!r} in the layout of shared/data/MANIFEST.md"
+    )
+
+
+def resolve(dataset, filename, *, source="auto", data_dir=None, tfds_name=None):
+    """Decides where ``dataset`` is read from.
+
+    Args:
+        dataset: human-readable name used in error messages, e.g. ``"MNIST"``.
+        filename: the local file or folder, relative to the data root, e.g. ``"mnist.npz"``.
+        source: ``"auto"``, ``"tfds"`` or ``"local"``.
+        data_dir: local data root; defaults to ``$KERAS_CROSR_DATA``.
+        tfds_name: the tensorflow-datasets name, or ``None`` when tfds does not provide the data set.
+
+    Returns:
+        ``("local", path)`` or ``("tfds", tfds_name)``.
+
+    Raises:
+        DatasetNotFoundError: when the chosen source cannot serve the data set.
+    """
+    _check_source(source)
+    root = data_root(data_dir)
+    path = root / filename if root is not None else None
+    local_ok = path is not None and path.exists()
+    if source == "local" or (source == "auto" and local_ok):
+        if not local_ok:
+            raise DatasetNotFoundError(_missing_message(dataset, filename, root))
+        return "local", path
+    if tfds_name is None:
+        if source == "tfds":
+            raise ValueError(f"{dataset} is not available from tensorflow-datasets; use source='local'")
+        raise DatasetNotFoundError(
+            _missing_message(dataset, filename, root) + "; tensorflow-datasets does not provide it"
+        )
+    if source == "auto" and not _tfds_importable():
+        raise DatasetNotFoundError(
+            _missing_message(dataset, filename, root)
+            + f"; the tensorflow-datasets fallback ({tfds_name!r}) is not installed"
+        )
+    return "tfds", tfds_name
+
+
+def load_npz(path, keys, *, dataset):
+    """Reads ``keys`` from an ``.npz`` archive into memory, with clear errors for damaged or wrong files.
+
+    Returns:
+        dict mapping each key to its numpy array.
+    """
+    if Path(path).is_file() and not zipfile.is_zipfile(path):
+        raise ValueError(f"{dataset}: damaged or unreadable archive {path}: not an .npz (zip) file")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            missing = [k for k in keys if k not in archive.files]
+            if missing:
+                raise ValueError(
+                    f"{dataset}: archive {path} lacks the arrays {missing} (has {archive.files}); "
+                    "expected the layout of shared/data/MANIFEST.md"
+                )
+            return {k: archive[k] for k in keys}
+    except (zipfile.BadZipFile, EOFError, OSError) as err:
+        raise ValueError(f"{dataset}: damaged or unreadable archive {path}: {err}") from err
+
+
+def tfds_arrays(tfds_name, split, keys):
+    """Loads a tfds split as numpy arrays, batch by batch (no ``batch_size=-1`` graph of the whole split).
+
+    Returns:
+        dict mapping each feature key to the concatenated numpy array.
+    """
+    try:
+        import tensorflow_datasets as tfds
+    except ImportError as err:
+        raise ImportError(
+            f"source='tfds' needs tensorflow-datasets (pip install tensorflow-datasets) to load {tfds_name!r}"
+        ) from err
+    ds = tfds.load(tfds_name, split=split, shuffle_files=False)
+    chunks = {k: [] for k in keys}
+    for batch in tfds.as_numpy(ds.batch(1024)):
+        for k in keys:
+            chunks[k].append(batch[k])
+    return {k: np.concatenate(v) for k, v in chunks.items()}
+
+
+def check_split(split, allowed, dataset):
+    if split not in allowed:
+        raise ValueError(f"{dataset}: split must be one of {tuple(allowed)}, got {split!r}")

@@ -1,0 +1,305 @@
+"""Deep hierarchical reconstruction nets (DHRNet, Yoshihashi et al., CVPR 2019, section 4.2).
+
+``build_dhrnet`` turns a backbone (a list of stages) into a functional model with the outputs
+
+- ``"logits"`` ``(batch, num_classes)``: the pre-softmax vector y;
+- ``"latent"`` ``(batch, L * latent_dim)``: every ``z_l = h_l(x_l)`` global-max-pooled over its spatial axes and
+  concatenated (LadderNet: the pooled ``x_l`` themselves);
+- ``"reconstruction"``: the decoder output x~, of the input's shape (images) or ``(batch, T, vocab_size)`` token
+  logits (text).
+
+Training minimises softmax cross entropy + reconstruction loss, weighted 1.0 each by default (section 5)::
+
+    model = build_dhrnet("mnist_cnn", num_classes=10)
+    compile_dhrnet(model)
+    model.fit(x, dhrnet_targets(x, y), epochs=...)
+    features = inference_model(model).predict(x_test)   # {"logits", "latent"}, no decoder
+"""
+
+import keras
+from keras import layers
+
+from keras_crosr.backbones import IMAGE, TEXT, BACKBONES, Backbone, get_backbone
+from keras_crosr.layers import LateralBottleneck, TopDownCombiner
+
+VARIANTS = ("dhrnet", "laddernet", "supervised")
+DEFAULT_DROPOUT = 0.25
+
+
+def _positive_int(value, name):
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"`{name}` must be a positive integer; received {name}={value!r}.")
+    return value
+
+
+def _resolve_backbone(backbone, input_shape, vocab_size, max_length):
+    if isinstance(backbone, str):
+        if backbone not in BACKBONES:
+            raise ValueError(f"Unknown backbone {backbone!r}; valid names are {', '.join(sorted(BACKBONES))}.")
+        if backbone == "text_cnn":
+            if vocab_size is None:
+                raise ValueError("The text backbone 'text_cnn' needs `vocab_size` (and `max_length`).")
+            return get_backbone(backbone, vocab_size=_positive_int(vocab_size, "vocab_size"))
+        backbone = get_backbone(backbone)
+    elif isinstance(backbone, (list, tuple)):
+        backbone = Backbone(backbone, input_shape=input_shape)
+    elif not isinstance(backbone, Backbone):
+        raise TypeError(
+            "`backbone` must be a name (one of " + ", ".join(sorted(BACKBONES)) + "), a `keras_crosr.backbones."
+            f"Backbone` or a list of stages; received {type(backbone).__name__}."
+        )
+    if backbone.input_kind == IMAGE and (vocab_size is not None or max_length is not None):
+        raise ValueError(
+            f"Backbone {backbone.name!r} takes images; `vocab_size` and `max_length` are for the text backbone."
+        )
+    return backbone
+
+
+def _resolve_input_shape(backbone, input_shape, max_length):
+    if backbone.input_kind == TEXT:
+        if input_shape is not None:
+            input_shape = tuple(input_shape)
+            if len(input_shape) != 1:
+                raise ValueError(
+                    f"Backbone {backbone.name!r} takes text, token ids of shape (max_length,), but was given the "
+                    f"input_shape {input_shape} (images?)."
+                )
+            if max_length is not None and input_shape[0] != max_length:
+                raise ValueError(f"input_shape {input_shape} contradicts max_length={max_length}.")
+            max_length = input_shape[0]
+        if max_length is None:
+            raise ValueError(f"The text backbone {backbone.name!r} needs `max_length` (the padded text length).")
+        return (_positive_int(max_length, "max_length"),)
+    input_shape = backbone.input_shape if input_shape is None else tuple(input_shape)
+    if input_shape is None:
+        raise ValueError(f"Backbone {backbone.name!r} has no default input shape: pass `input_shape=(H, W, C)`.")
+    if len(input_shape) != 3:
+        raise ValueError(
+            f"Backbone {backbone.name!r} takes images of shape (H, W, C), but was given the input_shape {input_shape}"
+            + (" (text token ids? use the 'text_cnn' backbone)." if len(input_shape) == 1 else ".")
+        )
+    if any(isinstance(d, bool) or not isinstance(d, int) or d <= 0 for d in input_shape):
+        raise ValueError(
+            f"input_shape {input_shape} must be fully known positive integers (the decoder needs the sizes)."
+        )
+    return input_shape
+
+
+def _run(block, x, what, backbone, input_shape):
+    try:
+        return block(x)
+    except ValueError as error:
+        raise ValueError(
+            f"Backbone {backbone.name!r} cannot take input_shape {input_shape}: {what} failed: {error}"
+        ) from error
+
+
+def _check_stage_output(x, index, backbone, input_shape):
+    rank = 3 if backbone.input_kind == TEXT else 4
+    shape = tuple(x.shape)
+    if len(shape) != rank or any(d is None or d <= 0 for d in shape[1:]):
+        expected = "(batch, T, C)" if rank == 3 else "(batch, H, W, C)"
+        raise ValueError(
+            f"Backbone {backbone.name!r} cannot take input_shape {input_shape}: stage {index} gives {shape}, "
+            f"expected a non-empty {expected}."
+        )
+
+
+def _check_scales(backbone, input_shape, taps):
+    """The decoder up-samples by integer factors: each resolution must divide the one below it."""
+    spatial = tuple(input_shape) if backbone.input_kind == TEXT else tuple(input_shape[:-1])
+    sizes = [spatial] + [tuple(t.shape[1:-1]) for t in taps]
+    if backbone.input_kind == TEXT and any(size != spatial for size in sizes):
+        raise ValueError(f"Text stages must keep the sequence length {spatial[0]}; got {sizes[1:]}.")
+    for level, (fine, coarse) in enumerate(zip(sizes, sizes[1:]), start=1):
+        if any(f % c for f, c in zip(fine, coarse)):
+            below = "the input" if level == 1 else f"stage {level - 1}"
+            raise ValueError(
+                f"Backbone {backbone.name!r} cannot take input_shape {input_shape}: stage {level} output size "
+                f"{coarse} does not divide the size {fine} of {below}, so the decoder cannot up-sample back; "
+                "use an input size that every down-sampling divides evenly (e.g. a multiple of "
+                f"{2 ** (len(sizes) - 1)})."
+            )
+
+
+def build_dhrnet(
+    backbone,
+    *,
+    num_classes,
+    input_shape=None,
+    latent_dim=None,
+    variant="dhrnet",
+    dropout=DEFAULT_DROPOUT,
+    vocab_size=None,
+    max_length=None,
+    name=None,
+):
+    """Builds a DHRNet (or its LadderNet / supervised-only ablations) as a functional ``keras.Model``.
+
+    Args:
+        backbone: a name (``"mnist_cnn"``, ``"cifar_cnn"``, ``"densenet92"``, ``"neal_cnn"``, ``"text_cnn"``),
+            a :class:`keras_crosr.backbones.Backbone`, or a list of image stages (Keras layers/blocks; Flatten
+            head), see :mod:`keras_crosr.backbones`.
+        num_classes: N, the number of known classes.
+        input_shape: ``(H, W, C)`` for images (default: the backbone's), ``(max_length,)`` for text.
+        latent_dim: width of each ``z_l`` (default: the backbone's, 32 for images and 25 for text).
+        variant: ``"dhrnet"`` (bottleneck laterals), ``"laddernet"`` (identity laterals) or ``"supervised"``
+            (classifier only: no laterals, no decoder, output ``logits`` only).
+        dropout: rate of the dropout after every stage and before the classifier (the paper uses dropout in
+            intermediate layers instead of the ladder network's noise); 0 disables it.
+        vocab_size, max_length: text backbone only.
+        name: model name (default ``"{variant}_{backbone}"``).
+
+    Returns:
+        A ``keras.Model`` with dict outputs ``{"logits", "latent", "reconstruction"}`` (supervised:
+        ``{"logits"}``), all float32 also under a mixed-precision policy.
+    """
+    if variant not in VARIANTS:
+        raise ValueError(f"Unknown variant {variant!r}; valid variants are {', '.join(VARIANTS)}.")
+    _positive_int(num_classes, "num_classes")
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+        raise ValueError(f"`dropout` must be a rate in [0, 1); received dropout={dropout!r}.")
+    if latent_dim is not None:
+        _positive_int(latent_dim, "latent_dim")
+    backbone = _resolve_backbone(backbone, input_shape, vocab_size, max_length)
+    input_shape = _resolve_input_shape(backbone, input_shape, max_length)
+    latent_dim = backbone.latent_dim if latent_dim is None else latent_dim
+    if variant == "dhrnet":
+        _positive_int(latent_dim, "latent_dim")
+
+    if backbone.input_kind == TEXT:
+        inputs = keras.Input(input_shape, dtype="int32", name="tokens")
+        x = _run(backbone.embedding, inputs, "the embedding", backbone, input_shape)
+    else:
+        inputs = keras.Input(input_shape, name="images")
+        x = inputs
+    taps = []
+    for index, stage in enumerate(backbone.stages, start=1):
+        x = _run(stage, x, f"stage {index}", backbone, input_shape)
+        _check_stage_output(x, index, backbone, input_shape)
+        if dropout:
+            x = layers.Dropout(dropout, name=f"stage{index}_dropout")(x)
+        taps.append(x)
+    features = _run(backbone.make_head, x, "the head", backbone, input_shape)
+    if len(features.shape) != 2:
+        raise ValueError(
+            f"The head of backbone {backbone.name!r} must give (batch, features); got {tuple(features.shape)}."
+        )
+    if dropout:
+        features = layers.Dropout(dropout, name="head_dropout")(features)
+    outputs = {"logits": layers.Dense(num_classes, dtype="float32", name="logits")(features)}
+
+    if variant != "supervised":
+        _check_scales(backbone, input_shape, taps)
+        pooling = layers.GlobalMaxPooling1D if backbone.input_kind == TEXT else layers.GlobalMaxPooling2D
+        pooled, reprojections = [], []
+        for index, tap in enumerate(taps, start=1):
+            z, reprojection = LateralBottleneck(
+                latent_dim, identity=variant == "laddernet", name=f"lateral{index}"
+            )(tap)
+            pooled.append(pooling(dtype="float32", name=f"z{index}_pool")(z))
+            reprojections.append(reprojection)
+        outputs["latent"] = layers.Concatenate(dtype="float32", name="latent")(pooled)
+
+        top_down = None
+        for index in range(len(taps), 0, -1):
+            lateral = reprojections[index - 1]
+            top_down = TopDownCombiner(name=f"decoder{index}")(lateral if top_down is None else [top_down, lateral])
+        if backbone.input_kind == TEXT:
+            reconstruction = layers.Dense(backbone.vocab_size, dtype="float32", name="reconstruction")(top_down)
+        else:
+            factors = tuple(i // t for i, t in zip(input_shape[:-1], top_down.shape[1:-1]))
+            if any(f > 1 for f in factors):
+                top_down = layers.UpSampling2D(factors, name="decoder_upsampling")(top_down)
+            reconstruction = layers.Conv2D(
+                input_shape[-1], 3, padding="same", dtype="float32", name="reconstruction"
+            )(top_down)
+        outputs["reconstruction"] = reconstruction
+    return keras.Model(inputs, outputs, name=name or f"{variant}_{backbone.name}")
+
+
+def _output_dict(model):
+    outputs = model.output
+    if not isinstance(outputs, dict) or "logits" not in outputs:
+        raise ValueError(
+            f"Model {model.name!r} is not a DHRNet: expected dict outputs with a 'logits' key "
+            "(build it with keras_crosr.build_dhrnet)."
+        )
+    return outputs
+
+
+def _is_text(model):
+    return "int" in str(model.inputs[0].dtype)
+
+
+def compile_dhrnet(
+    model, optimizer=None, classification_weight=1.0, reconstruction_weight=1.0, **compile_kwargs
+):
+    """Compiles a ``build_dhrnet`` model with the paper's joint loss (section 4.2, "Training").
+
+    ``classification_weight * softmax_cross_entropy(y, logits) + reconstruction_weight * reconstruction_loss``,
+    where the reconstruction loss is the mean squared error (the l2 distance, averaged over the pixels) for
+    images and the token cross entropy of the one-hot words for text, padding positions (id 0) excluded.
+
+    Args:
+        model: a model from :func:`build_dhrnet` (a supervised one gets the classification loss only).
+        optimizer: any Keras optimizer; default SGD with learning rate 0.01 and momentum 0.9 (the paper trains
+            with SGD).
+        classification_weight, reconstruction_weight: non-negative loss weights (paper: 1.0 and 1.0).
+        **compile_kwargs: passed to ``model.compile``. Keras computes compile ``metrics`` of a dict-output model
+            only when every output has a target, and ``latent`` has none: measure the closed-set accuracy on
+            ``model.predict(x)["logits"]`` instead (or use ``metrics`` with ``variant="supervised"``).
+
+    Returns:
+        The compiled model.
+    """
+    outputs = _output_dict(model)
+    for value, label in ((classification_weight, "classification_weight"), (reconstruction_weight,
+                                                                            "reconstruction_weight")):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise ValueError(f"`{label}` must be a non-negative number; received {value!r}.")
+    if optimizer is None:
+        optimizer = keras.optimizers.SGD(learning_rate=0.01, momentum=0.9)
+    loss = {"logits": keras.losses.SparseCategoricalCrossentropy(from_logits=True, name="classification")}
+    loss_weights = {"logits": float(classification_weight)}
+    if "reconstruction" in outputs:
+        if _is_text(model):
+            loss["reconstruction"] = keras.losses.SparseCategoricalCrossentropy(
+                from_logits=True, ignore_class=0, name="token_cross_entropy"
+            )
+        else:
+            loss["reconstruction"] = keras.losses.MeanSquaredError(name="l2")
+        loss_weights["reconstruction"] = float(reconstruction_weight)
+    model.compile(optimizer=optimizer, loss=loss, loss_weights=loss_weights, **compile_kwargs)
+    return model
+
+
+def dhrnet_targets(x, y, *, model=None):
+    """The target dict for ``model.fit``: ``{"logits": y, "reconstruction": x}``.
+
+    Args:
+        x: the inputs (images ``(n, H, W, C)`` float32 or token ids ``(n, T)``), also the reconstruction target.
+        y: integer labels ``(n,)`` in ``0..N-1``.
+        model: optional; when it has no ``reconstruction`` output (``variant="supervised"``) the target is
+            ``{"logits": y}`` only.
+
+    Works on NumPy arrays and on tensors (e.g. inside ``tf.data.Dataset.map``).
+    """
+    x_rows = getattr(x, "shape", (None,))[0] if len(getattr(x, "shape", ())) else None
+    y_rows = getattr(y, "shape", (None,))[0] if len(getattr(y, "shape", ())) else None
+    if x_rows is not None and y_rows is not None and x_rows != y_rows:
+        raise ValueError(f"x and y must have the same number of rows; received {x_rows} and {y_rows}.")
+    targets = {"logits": y}
+    if model is None or "reconstruction" in _output_dict(model):
+        targets["reconstruction"] = x
+    return targets
+
+
+def inference_model(model):
+    """The decoder-free model for test time: outputs ``{"logits", "latent"}`` (supervised: ``{"logits"}``).
+
+    It shares the weights of ``model`` and runs neither the decoder nor the re-projections h~_l.
+    """
+    outputs = _output_dict(model)
+    kept = {key: outputs[key] for key in ("logits", "latent") if key in outputs}
+    return keras.Model(model.inputs, kept, name=f"{model.name}_inference")

@@ -1,0 +1,229 @@
+"""Declarative configurations of the paper's experiments (section 5, Tables 1-7, Figures 5-6).
+
+One :class:`Experiment` per runnable experiment, one :class:`Training` per data set: the paper does not tune
+hyper-parameters per outlier set, and neither do we. ``quick`` budgets shrink epochs and sample counts only.
+"""
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class Training:
+    """How a network is trained: SGD with momentum and a cosine learning-rate schedule, both loss weights 1.0.
+
+    Attributes:
+        epochs: full-run epochs.
+        batch_size: minibatch size.
+        learning_rate: initial SGD learning rate (decayed by cosine to 0 over all steps).
+        momentum: SGD momentum.
+        dropout: dropout of the intermediate layers (the paper's replacement for LadderNet's noise).
+        classification_weight, reconstruction_weight: the joint loss weights (paper: 1.0 and 1.0).
+    """
+
+    epochs: int
+    batch_size: int = 128
+    learning_rate: float = 0.05
+    momentum: float = 0.9
+    dropout: float = 0.2
+    classification_weight: float = 1.0
+    reconstruction_weight: float = 1.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Budget:
+    """A reduced run: at most ``train`` training and ``test`` test samples (per set), ``epochs`` epochs."""
+
+    epochs: int
+    train: int
+    test: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Network:
+    """A network to train: a backbone and a variant (``dhrnet`` / ``laddernet`` / ``supervised``), and the
+    open-set heads fitted on it (``softmax``, ``openmax``, ``crosr``, ``ocsvm`` (on y), ``crosr_ocsvm``,
+    ``crosr_isoforest``)."""
+
+    backbone: str
+    variant: str
+    heads: tuple
+
+    # ``backbone="auto"`` (class separation) picks the backbone per data set: the paper's MNIST plain CNN for
+    # MNIST, the 9-convolution network of Neal et al. (the paper's Table 5 backbone) for the others.
+
+    @property
+    def key(self):
+        return f"{self.backbone}-{self.variant}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+    """One experiment of the paper.
+
+    Attributes:
+        name: CLI name.
+        kind: ``"outliers"`` (outlier addition), ``"class_split"``, ``"dbpedia"``, ``"runtime"`` or ``"samples"``.
+        reproduces: the tables / figures it reproduces.
+        dataset: the known data set.
+        networks: the networks trained and the heads on each.
+        evaluations: outlier sets (``outliers``), split names (``class_split``) or unknown-class counts (``dbpedia``).
+        training: the full-run training configuration.
+        quick: the ``--quick`` budget.
+        tail_size: Weibull tail size per backbone (paper: 20; 50 for DenseNet on CIFAR-10).
+        alpha: rank calibration (``None``: off, as the paper for MNIST and CIFAR-10).
+        trials: repetitions (class separation: the five published trials; DBpedia: seeds).
+        caveats: data caveats printed under the results table.
+    """
+
+    name: str
+    kind: str
+    reproduces: str
+    dataset: str
+    networks: tuple = ()
+    evaluations: tuple = ()
+    training: Training = Training(epochs=20)
+    quick: Budget = Budget(epochs=1, train=3000, test=1000)
+    tail_size: dict = dataclasses.field(default_factory=dict)
+    alpha: int = None
+    trials: int = 1
+    caveats: tuple = ()
+
+    def tail_size_for(self, backbone):
+        return self.tail_size.get(backbone, 20)
+
+
+_OPENMAX_HEADS = ("softmax", "openmax")
+_CROSR_HEADS = ("softmax", "openmax", "crosr")
+
+EXPERIMENTS = {
+    experiment.name: experiment
+    for experiment in [
+        Experiment(
+            name="quickstart",
+            kind="outliers",
+            reproduces="Table 2 in miniature, on the sample embedded in the package",
+            dataset="sample",
+            networks=(
+                Network("mnist_cnn", "supervised", _OPENMAX_HEADS),
+                Network("mnist_cnn", "dhrnet", _CROSR_HEADS),
+            ),
+            evaluations=("omniglot", "mnist_noise", "noise"),
+            training=Training(epochs=4, batch_size=64, learning_rate=0.05),
+            quick=Budget(epochs=1, train=1000, test=500),
+            caveats=(
+                "Embedded sample: 5,000 MNIST training digits, 1,000 test digits and 1,000 outliers per set "
+                "(the paper: 60,000 / 10,000 / 10,000), so the numbers are indicative only.",
+            ),
+        ),
+        Experiment(
+            name="mnist-outliers",
+            kind="outliers",
+            reproduces="Tables 1, 2 and 6",
+            dataset="mnist",
+            networks=(
+                Network("mnist_cnn", "supervised", _OPENMAX_HEADS + ("ocsvm",)),
+                Network("mnist_cnn", "laddernet", _CROSR_HEADS),
+                Network("mnist_cnn", "dhrnet", _CROSR_HEADS + ("crosr_ocsvm", "crosr_isoforest")),
+            ),
+            evaluations=("omniglot", "mnist_noise", "noise"),
+            training=Training(epochs=15, batch_size=128, learning_rate=0.05),
+            quick=Budget(epochs=2, train=6000, test=2000),
+            caveats=(
+                "Omniglot: 10,000 of the 13,180 evaluation-set characters, resized to 28x28 with Lanczos.",
+                "Noise and MNIST-Noise are synthesized by seed (formulas in keras_crosr.datasets.mnist).",
+            ),
+        ),
+        Experiment(
+            name="cifar10-outliers",
+            kind="outliers",
+            reproduces="Tables 1 and 3, Figure 5",
+            dataset="cifar10",
+            networks=(
+                Network("cifar_cnn", "supervised", _OPENMAX_HEADS),
+                Network("cifar_cnn", "laddernet", _CROSR_HEADS),
+                Network("cifar_cnn", "dhrnet", _CROSR_HEADS),
+                Network("densenet92", "supervised", _OPENMAX_HEADS),
+                Network("densenet92", "dhrnet", _CROSR_HEADS),
+            ),
+            evaluations=("imagenet_crop", "imagenet_resize", "lsun_crop", "lsun_resize"),
+            training=Training(epochs=60, batch_size=128, learning_rate=0.05),
+            quick=Budget(epochs=1, train=2000, test=1000),
+            tail_size={"densenet92": 50},
+            caveats=(
+                "CIFAR-10 images are the offline JPEG (q75) re-encoding, not the original pixels.",
+                "ImageNet-crop / -resize are reconstructions from the Tiny ImageNet test images, not ODIN's files.",
+                "LSUN-crop / -resize need ODIN's released folders (KERAS_CROSR_DATA/LSUN, LSUN_resize).",
+            ),
+        ),
+        Experiment(
+            name="class-split",
+            kind="class_split",
+            reproduces="Table 5",
+            dataset="mnist",
+            networks=(
+                Network("auto", "supervised", _OPENMAX_HEADS),
+                Network("auto", "dhrnet", _CROSR_HEADS),
+            ),
+            evaluations=("mnist", "svhn", "cifar10", "cifar+10", "cifar+50", "tinyimagenet"),
+            training=Training(epochs=10, batch_size=128, learning_rate=0.05),
+            quick=Budget(epochs=1, train=3000, test=1000),
+            trials=5,
+            caveats=(
+                "Splits: the published Neal et al. (2018) class lists (see keras_crosr.protocols).",
+                "MNIST uses the paper's MNIST plain CNN; the other data sets the 9-conv network of Neal et al.",
+                "SVHN is not available offline: provide train_32x32.mat / test_32x32.mat or use tfds.",
+            ),
+        ),
+        Experiment(
+            name="dbpedia",
+            kind="dbpedia",
+            reproduces="Table 4",
+            dataset="dbpedia",
+            networks=(
+                Network("text_cnn", "supervised", _OPENMAX_HEADS),
+                Network("text_cnn", "dhrnet", _CROSR_HEADS),
+            ),
+            evaluations=(10, 8, 4, 0),
+            training=Training(epochs=10, batch_size=64, learning_rate=0.05, dropout=0.5),
+            quick=Budget(epochs=1, train=600, test=600),
+            caveats=(
+                "DBpedia offline is a subset: 5,000 abstracts for training and 5,000 for testing, no titles "
+                "(the paper: 560k / 70k). Fewer training samples per class than the paper.",
+            ),
+        ),
+        Experiment(
+            name="runtime",
+            kind="runtime",
+            reproduces="Table 7",
+            dataset="cifar10",
+            networks=(
+                Network("cifar_cnn", "supervised", _OPENMAX_HEADS),
+                Network("cifar_cnn", "dhrnet", ("crosr",)),
+                Network("densenet92", "supervised", _OPENMAX_HEADS),
+                Network("densenet92", "dhrnet", ("crosr",)),
+            ),
+            quick=Budget(epochs=0, train=200, test=20),
+            training=Training(epochs=0),
+        ),
+        Experiment(
+            name="samples",
+            kind="samples",
+            reproduces="Figure 6",
+            dataset="mnist",
+            networks=(
+                Network("mnist_cnn", "supervised", ("softmax", "openmax")),
+                Network("mnist_cnn", "dhrnet", ("crosr",)),
+            ),
+            evaluations=("omniglot",),
+            training=Training(epochs=15, batch_size=128, learning_rate=0.05),
+            quick=Budget(epochs=2, train=6000, test=2000),
+        ),
+    ]
+}
+
+
+def get_experiment(name):
+    """The :class:`Experiment` called ``name``; a clear error listing the valid names otherwise."""
+    if name not in EXPERIMENTS:
+        raise ValueError(f"unknown experiment {name!r}; available: {', '.join(EXPERIMENTS)}")
+    return EXPERIMENTS[name]

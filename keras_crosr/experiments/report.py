@@ -1,0 +1,135 @@
+"""Markdown reports: each of our numbers beside the paper's, with the data caveats."""
+
+import numpy as np
+
+from keras_crosr.experiments import paper
+
+_PAPER_BACKBONE = {"mnist_cnn": "plain_cnn", "cifar_cnn": "plain_cnn", "densenet92": "densenet"}
+
+
+def _cell(ours, published=None, digits=3):
+    text = "–" if ours is None else f"{ours:.{digits}f}"
+    return text if published is None else f"{text} ({published:.{digits}f})"
+
+
+def _table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _metric(results, key, name="macro_f1"):
+    value = results.get(key)
+    return value.get(name) if isinstance(value, dict) else None
+
+
+def _outliers(experiment, results):
+    sections = []
+    accuracy_rows = []
+    for network in experiment.networks:
+        published = paper.TABLE1_CLOSED_SET_ACCURACY.get(
+            (_PAPER_BACKBONE.get(network.backbone), network.variant, experiment.dataset)
+        )
+        accuracy_rows.append([network.backbone, network.variant,
+                              _cell(results.get(f"{network.key}/closed_set_accuracy"), published)])
+    sections.append("### Closed-set test accuracy (Table 1)\n\n" + _table(["backbone", "training", "accuracy"],
+                                                                          accuracy_rows))
+    published_f1 = paper.TABLE2_MNIST_F1 if experiment.dataset == "mnist" else paper.TABLE3_CIFAR10_F1
+    for metric, title in (("macro_f1", "Macro-F1 over N+1 classes at threshold 0.5 (Tables 2, 3, 6)"),
+                          ("auroc", "AUROC of unknown detection")):
+        rows = []
+        for network in experiment.networks:
+            for head in network.heads:
+                if experiment.dataset == "mnist":
+                    reference = published_f1.get((network.variant, head)) or paper.TABLE6_MNIST_F1.get(
+                        (network.variant, head), {})
+                else:
+                    reference = published_f1.get((network.backbone, network.variant, head), {})
+                rows.append([network.backbone, network.variant, head] + [
+                    _cell(_metric(results, f"{network.key}/{head}/{name}", metric),
+                          reference.get(name) if metric == "macro_f1" else None)
+                    for name in experiment.evaluations
+                ])
+        sections.append(f"### {title}\n\n" + _table(["backbone", "training", "detector", *experiment.evaluations],
+                                                    rows))
+    return sections
+
+
+def _mean_std(values):
+    values = [v for v in values if v is not None]
+    if not values:
+        return "–"
+    return f"{np.mean(values):.3f} ± {np.std(values):.3f} (n={len(values)})"
+
+
+def _class_split(experiment, results):
+    rows = []
+    for network in experiment.networks:
+        for head in network.heads:
+            row = [network.variant, head]
+            for dataset in experiment.evaluations:
+                row.append(_mean_std([_metric(results, f"{dataset}/trial{t}/{network.variant}/{head}", "auroc")
+                                      for t in range(experiment.trials)]))
+            rows.append(row)
+    for method, scores in paper.TABLE5_AUROC.items():
+        rows.append(["paper", method] + [
+            "–" if d not in scores else (f"{scores[d][0]:.3f}" + (f" ± {scores[d][1]:.3f}" if scores[d][1] else ""))
+            for d in experiment.evaluations
+        ])
+    return ["### AUROC of unknown detection, mean ± std over the published trials (Table 5)\n\n"
+            + _table(["training", "detector", *experiment.evaluations], rows)]
+
+
+def _dbpedia(experiment, results):
+    settings = [f"4/{4 + u}" for u in experiment.evaluations]
+    rows = []
+    for network in experiment.networks:
+        for head in network.heads:
+            row = [network.variant, head]
+            for setting in settings:
+                values = [v.get("macro_f1") for k, v in results.items()
+                          if k.startswith(f"{setting}/seed") and k.endswith(f"/{network.variant}/{head}")
+                          and isinstance(v, dict)]
+                ours = float(np.mean(values)) if values else None
+                row.append(_cell(ours, paper.TABLE4_DBPEDIA_F1.get(head, {}).get(setting)))
+            rows.append(row)
+    return ["### Macro-F1 on DBpedia, known/total classes (Table 4)\n\n"
+            + _table(["training", "detector", *settings], rows)]
+
+
+def _runtime(experiment, results):
+    rows = []
+    for key, value in sorted(results.items()):
+        if key.startswith("runtime/"):
+            _, backbone, method = key.split("/")
+            published = paper.TABLE7_MS_PER_IMAGE.get(method, {}).get(backbone)
+            rows.append([backbone, method, _cell(value["ms_per_image"], published, 2),
+                         f"{value['ratio_to_softmax']:.2f}"])
+    return ["### Milliseconds per image at batch size 1 (Table 7; paper: GTX Titan X)\n\n"
+            + _table(["backbone", "method", "ms / image (paper)", "÷ softmax"], rows)]
+
+
+def _samples(experiment, results):
+    figures = results.get("figures", {})
+    return ["### Test samples sorted by confidence (Figure 6)\n\n"
+            + "\n".join(f"![{name}]({path})" for name, path in sorted(figures.items()))]
+
+
+def render(experiment, results, *, quick=False, messages=()):
+    """The Markdown report of one run: our number first, the paper's in parentheses."""
+    lines = [f"## {experiment.name}: {experiment.reproduces}", ""]
+    if quick:
+        lines += [f"**Quick run** ({experiment.quick}): numbers are not comparable with the paper's.", ""]
+    trainings = {k: v for k, v in results.items() if k.endswith("/training")}
+    if trainings:
+        lines += ["Training: " + "; ".join(
+            f"{k[:-9]}: {v['epochs']} epochs on {v['train_samples']} samples, {v['wall_time_s']} s ({v['backend']})"
+            for k, v in sorted(trainings.items())), ""]
+    sections = {"outliers": _outliers, "class_split": _class_split, "dbpedia": _dbpedia, "runtime": _runtime,
+                "samples": _samples}[experiment.kind](experiment, results)
+    lines += ["\n\n".join(sections), ""]
+    unavailable = {k.split("/", 1)[1]: v for k, v in results.items() if k.startswith("unavailable/")}
+    notes = list(experiment.caveats) + [f"{name} not evaluated: {why}" for name, why in unavailable.items()]
+    if notes:
+        lines += ["Caveats:", *[f"- {note}" for note in notes], ""]
+    return "\n".join(lines)

@@ -1,0 +1,358 @@
+"""Runs an :class:`~keras_crosr.experiments.config.Experiment`: train, extract features, fit heads, evaluate.
+
+A run lives in one output directory::
+
+    OUTPUT/results.json        every finished evaluation, written after each one (the resume point)
+    OUTPUT/results.md          our numbers beside the paper's, with the data caveats
+    OUTPUT/networks/KEY.keras  trained networks (KEY.backup/ holds BackupAndRestore state while training)
+    OUTPUT/features/KEY.npz    cached (logits, latent) of every set a network is evaluated on
+    OUTPUT/figures/*.png       figures (F1 vs threshold, sorted samples)
+
+Running again with the same directory skips every finished evaluation and reuses trained networks and
+features, so an interrupted run resumes where it stopped; an interrupted training resumes from its last epoch.
+"""
+
+import json
+import os
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from keras_crosr import datasets, metrics, openset, protocols
+from keras_crosr.dhrnet import build_dhrnet, compile_dhrnet, dhrnet_targets, inference_model
+from keras_crosr.experiments import report
+from keras_crosr.experiments.config import get_experiment
+
+_HEADS = ("softmax", "openmax", "crosr", "ocsvm", "crosr_ocsvm", "crosr_isoforest")
+F1_THRESHOLDS = np.round(np.linspace(0.0, 1.0, 21), 2)
+
+
+class Workspace:
+    """The output directory of one experiment run, with its results store."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        for folder in ("networks", "features", "figures"):
+            (self.path / folder).mkdir(parents=True, exist_ok=True)
+        self.results_path = self.path / "results.json"
+        self.results = json.loads(self.results_path.read_text()) if self.results_path.exists() else {}
+
+    def has(self, key):
+        return key in self.results
+
+    def record(self, key, value):
+        """Stores one finished result and writes results.json atomically."""
+        self.results[key] = value
+        tmp = self.results_path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(self.results, indent=1, sort_keys=True))
+        os.replace(tmp, self.results_path)
+
+
+def _subsample(n, limit, seed):
+    """Indices of ``min(n, limit)`` samples, a seeded permutation prefix (all of them, in order, without limit)."""
+    if limit is None or limit >= n:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).permutation(n)[:limit])
+
+
+def make_detector(head, *, tail_size=20, alpha=None, seed=0):
+    """The unfitted detector of a head name (see :class:`~keras_crosr.experiments.config.Network`)."""
+    if head == "softmax":
+        return openset.SoftmaxThreshold()
+    if head == "openmax":
+        return openset.OpenMax(tail_size=tail_size, alpha=alpha)
+    if head == "crosr":
+        return openset.CROSR(tail_size=tail_size, alpha=alpha)
+    if head == "ocsvm":
+        return openset.OneClassCROSR("ocsvm", tail_size=tail_size, alpha=alpha, use_latent=False)
+    if head in ("crosr_ocsvm", "crosr_isoforest"):
+        return openset.OneClassCROSR(head.split("_")[1], tail_size=tail_size, alpha=alpha, random_state=seed)
+    raise ValueError(f"unknown head {head!r}; available: {', '.join(_HEADS)}")
+
+
+class Runner:
+    """Trains and evaluates the networks of one experiment.
+
+    Args:
+        experiment: an experiment name or :class:`~keras_crosr.experiments.config.Experiment`.
+        output_dir: the run directory (created; reused to resume).
+        epochs: overrides the configuration's (and the quick budget's) epochs.
+        quick: use the experiment's reduced ``quick`` budget.
+        source, data_dir: where data comes from (see :mod:`keras_crosr.datasets`).
+        seed: seed of weights, shuffling, subsampling and synthesized outliers.
+        only: restrict to these evaluations (outlier sets, split names or unknown-class counts).
+        networks: restrict to these networks (keys ``BACKBONE-VARIANT``, or variants).
+        skip_heads: heads not to fit in this run (a later run without them fills them in).
+        verbose: Keras verbosity of training and feature extraction.
+    """
+
+    def __init__(self, experiment, output_dir, *, epochs=None, quick=False, source="auto", data_dir=None, seed=0,
+                 only=None, networks=None, skip_heads=(), verbose=1):
+        self.experiment = get_experiment(experiment) if isinstance(experiment, str) else experiment
+        self.workspace = Workspace(output_dir)
+        self.quick = quick
+        self.budget = self.experiment.quick if quick else None
+        self.epochs = epochs if epochs is not None else (
+            self.budget.epochs if quick else self.experiment.training.epochs
+        )
+        self.data = {"source": source, "data_dir": data_dir}
+        self.seed = seed
+        self.verbose = verbose
+        evaluations = self.experiment.evaluations
+        if only:
+            unknown = [e for e in only if e not in [str(v) for v in evaluations]]
+            if unknown:
+                raise ValueError(f"{unknown} not among {self.experiment.name}'s evaluations {list(evaluations)}")
+            evaluations = tuple(e for e in evaluations if str(e) in [str(o) for o in only])
+        self.evaluations = evaluations
+        self.networks = tuple(
+            n for n in self.experiment.networks if not networks or n.key in networks or n.variant in networks
+        )
+        if networks and not self.networks:
+            keys = [n.key for n in self.experiment.networks]
+            raise ValueError(f"no network of {self.experiment.name} matches {list(networks)}; available: {keys}")
+        self.skip_heads = tuple(skip_heads)
+        self.messages = []
+
+    # -- helpers -----------------------------------------------------------------------------------------------
+
+    def _limit(self, kind):
+        return None if self.budget is None else getattr(self.budget, kind)
+
+    def _log(self, message):
+        self.messages.append(message)
+        if self.verbose:
+            print(message, flush=True)
+
+    def train(self, key, backbone, variant, x_train, y_train, num_classes, **build_kwargs):
+        """The trained network ``key``: loaded when saved by an earlier run, else trained and saved."""
+        path = self.workspace.path / "networks" / f"{key}.keras"
+        if path.exists():
+            self._log(f"[{key}] reusing trained network {path}")
+            return keras.saving.load_model(path)
+        training = self.experiment.training
+        keras.utils.set_random_seed(self.seed)
+        model = build_dhrnet(
+            backbone, num_classes=num_classes, input_shape=x_train.shape[1:], variant=variant,
+            dropout=training.dropout, **build_kwargs,
+        )
+        steps = max(1, self.epochs * int(np.ceil(len(x_train) / training.batch_size)))
+        schedule = keras.optimizers.schedules.CosineDecay(training.learning_rate, decay_steps=steps)
+        compile_dhrnet(
+            model, keras.optimizers.SGD(schedule, momentum=training.momentum),
+            classification_weight=training.classification_weight,
+            reconstruction_weight=training.reconstruction_weight,
+        )
+        self._log(f"[{key}] training {variant} on {backbone}: {len(x_train)} samples, {self.epochs} epochs")
+        start = time.perf_counter()
+        if self.epochs > 0:
+            backup = keras.callbacks.BackupAndRestore(str(self.workspace.path / "networks" / f"{key}.backup"))
+            model.fit(
+                x_train, dhrnet_targets(x_train, y_train, model=model), batch_size=training.batch_size,
+                epochs=self.epochs, shuffle=True, callbacks=[backup], verbose=self.verbose,
+            )
+        # The finished network is saved without its optimizer state (a fresh, unbuilt optimizer): half the size.
+        compile_dhrnet(model, keras.optimizers.SGD(training.learning_rate, momentum=training.momentum),
+                       classification_weight=training.classification_weight,
+                       reconstruction_weight=training.reconstruction_weight)
+        model.save(path)
+        self.workspace.record(f"{key}/training", {
+            "backbone": backbone, "variant": variant, "epochs": self.epochs, "train_samples": int(len(x_train)),
+            "wall_time_s": round(time.perf_counter() - start, 1), "backend": keras.backend.backend(),
+        })
+        return model
+
+    def features(self, key, model, arrays):
+        """``{name: {"logits", "latent"?}}`` for each input array, cached in ``features/KEY.npz``."""
+        path = self.workspace.path / "features" / f"{key}.npz"
+        cached = dict(np.load(path)) if path.exists() else {}
+        extractor = None
+        for name, x in arrays.items():
+            if f"{name}/logits" in cached and len(cached[f"{name}/logits"]) == len(x):
+                continue
+            extractor = extractor or inference_model(model)
+            out = extractor.predict(x, batch_size=256, verbose=self.verbose)
+            for output, value in out.items():
+                cached[f"{name}/{output}"] = np.asarray(value, dtype=np.float32)
+            np.savez(path, **cached)
+        return {
+            name: {k.split("/", 1)[1]: v for k, v in cached.items() if k.split("/", 1)[0] == name}
+            for name in arrays
+        }
+
+    def fit_heads(self, network, features, labels, tail_size):
+        """Fits every head of ``network``; a head that cannot be fitted is recorded with its error message."""
+        fitted = {}
+        for head in (h for h in network.heads if h not in self.skip_heads):
+            detector = make_detector(head, tail_size=tail_size, alpha=self.experiment.alpha, seed=self.seed)
+            try:
+                fitted[head] = detector.fit(features, labels)
+            except ValueError as error:
+                self._log(f"[{network.key}] head {head} not fitted: {error}")
+                fitted[head] = error
+        return fitted
+
+    def evaluate(self, key, detector, known, unknown, y_known, extra=None):
+        """Scores one (known, unknown) feature pair and records its metrics under ``key``."""
+        if isinstance(detector, Exception):
+            self.workspace.record(key, {"status": "failed", "message": str(detector)})
+            return
+        features = {k: np.concatenate([known[k], unknown[k]]) for k in known if k in unknown}
+        labels = np.concatenate([y_known, np.full(len(next(iter(unknown.values()))), detector.n_classes_)])
+        proba = detector.predict_proba(features)
+        scores = metrics.open_set_scores(labels, proba, unknown_scores=detector.decision_function(features))
+        scores["f1_vs_threshold"] = dict(zip(
+            [f"{t:.2f}" for t in F1_THRESHOLDS], np.round(metrics.f1_vs_threshold(proba, labels, F1_THRESHOLDS), 4)
+            .tolist(),
+        ))
+        scores.update(extra or {})
+        self.workspace.record(key, {k: (round(v, 4) if isinstance(v, float) else v) for k, v in scores.items()})
+
+    def _closed_set(self, key, logits, labels):
+        if not self.workspace.has(f"{key}/closed_set_accuracy"):
+            accuracy = float(np.mean(np.argmax(logits, axis=1) == labels))
+            self.workspace.record(f"{key}/closed_set_accuracy", round(accuracy, 4))
+
+    # -- experiment kinds ------------------------------------------------------------------------------------
+
+    def run(self):
+        """Runs the experiment, writes results.json and results.md, and returns the Markdown report."""
+        start = time.perf_counter()
+        getattr(self, f"_run_{self.experiment.kind}")()
+        text = report.render(self.experiment, self.workspace.results, quick=self.quick, messages=self.messages)
+        (self.workspace.path / "results.md").write_text(text)
+        self._log(f"{self.experiment.name}: done in {time.perf_counter() - start:.0f} s; "
+                  f"results in {self.workspace.path / 'results.md'}")
+        return text
+
+    def _load_outliers(self, name, x_test):
+        if self.experiment.dataset == "sample":
+            return {
+                "omniglot": lambda: datasets.load_sample()["omniglot"][: len(x_test)],
+                "noise": lambda: datasets.load_noise(len(x_test), seed=self.seed),
+                "mnist_noise": lambda: datasets.make_mnist_noise(x_test, seed=self.seed + 1),
+            }[name]()
+        try:
+            split = protocols.make_outlier_addition(
+                self.experiment.dataset, name, seed=self.seed, with_train=False, **self.data
+            )
+        except (datasets.DatasetNotFoundError, FileNotFoundError) as error:
+            self._log(f"outlier set {name} skipped: {error}")
+            self.workspace.results.pop(f"unavailable/{name}", None)
+            self.workspace.record(f"unavailable/{name}", str(error))
+            return None
+        x_out = split.x_test_unknown
+        return x_out[_subsample(len(x_out), self._limit("test"), self.seed + 1)]
+
+    def _run_outliers(self):
+        experiment = self.experiment
+        if experiment.dataset == "sample":
+            sample = datasets.load_sample()
+            (x_train, y_train), (x_test, y_test) = (sample["x_train"], sample["y_train"]), (sample["x_test"],
+                                                                                            sample["y_test"])
+        else:
+            x_train, y_train = datasets.LOADERS[experiment.dataset]("train", **self.data)
+            x_test, y_test = datasets.LOADERS[experiment.dataset]("test", **self.data)
+        keep = _subsample(len(x_train), self._limit("train"), self.seed)
+        x_train, y_train = x_train[keep], y_train[keep]
+        keep = _subsample(len(x_test), self._limit("test"), self.seed)
+        x_test, y_test = x_test[keep], y_test[keep]
+        outliers = {name: self._load_outliers(name, x_test) for name in self.evaluations}
+        outliers = {name: x for name, x in outliers.items() if x is not None}
+        num_classes = int(y_train.max()) + 1
+        for network in self.networks:
+            key = network.key
+            heads = [h for h in network.heads if h not in self.skip_heads]
+            pending = [f"{key}/{head}/{name}" for head in heads for name in outliers]
+            if all(self.workspace.has(k) for k in pending) and self.workspace.has(f"{key}/closed_set_accuracy"):
+                continue
+            model = self.train(key, network.backbone, network.variant, x_train, y_train, num_classes)
+            feats = self.features(key, model, {"train": x_train, "test": x_test, **outliers})
+            self._closed_set(key, feats["test"]["logits"], y_test)
+            heads = self.fit_heads(network, feats["train"], y_train, experiment.tail_size_for(network.backbone))
+            for head, detector in heads.items():
+                for name in outliers:
+                    if not self.workspace.has(f"{key}/{head}/{name}"):
+                        self.evaluate(f"{key}/{head}/{name}", detector, feats["test"], feats[name], y_test)
+
+    def _run_class_split(self):
+        experiment = self.experiment
+        for dataset in self.evaluations:
+            for trial in range(experiment.trials):
+                prefix = f"{dataset}/trial{trial}"
+                pending = [f"{prefix}/{n.variant}/{h}" for n in self.networks for h in n.heads
+                           if h not in self.skip_heads]
+                if all(self.workspace.has(k) for k in pending):
+                    continue
+                try:
+                    split = protocols.make_class_separation(dataset, trial, **self.data)
+                except (datasets.DatasetNotFoundError, FileNotFoundError) as error:
+                    self._log(f"class split {dataset} skipped: {error}")
+                    self.workspace.record(f"unavailable/{dataset}", str(error))
+                    break
+                keep = _subsample(len(split.x_train), self._limit("train"), self.seed + trial)
+                x_train, y_train = split.x_train[keep], split.y_train[keep]
+                keep_k = _subsample(len(split.x_test_known), self._limit("test"), self.seed + trial)
+                keep_u = _subsample(len(split.x_test_unknown), self._limit("test"), self.seed + trial + 1)
+                x_known, y_known = split.x_test_known[keep_k], split.y_test_known[keep_k]
+                x_unknown = split.x_test_unknown[keep_u]
+                backbone = "mnist_cnn" if dataset == "mnist" else "neal_cnn"
+                for network in self.networks:
+                    key = f"{dataset.replace('+', 'plus')}-t{trial}-{backbone}-{network.variant}"
+                    model = self.train(key, backbone, network.variant, x_train, y_train, split.num_known)
+                    feats = self.features(key, model, {"train": x_train, "known": x_known, "unknown": x_unknown})
+                    self._closed_set(f"{prefix}/{network.variant}", feats["known"]["logits"], y_known)
+                    heads = self.fit_heads(network, feats["train"], y_train, experiment.tail_size_for(backbone))
+                    for head, detector in heads.items():
+                        self.evaluate(f"{prefix}/{network.variant}/{head}", detector, feats["known"],
+                                      feats["unknown"], y_known)
+
+    def _run_dbpedia(self):
+        experiment = self.experiment
+        for num_unknown in self.evaluations:
+            for trial in range(experiment.trials):
+                setting = f"4/{4 + num_unknown}"
+                prefix = f"{setting}/seed{self.seed + trial}"
+                pending = [f"{prefix}/{n.variant}/{h}" for n in self.networks for h in n.heads
+                           if h not in self.skip_heads]
+                if all(self.workspace.has(k) for k in pending):
+                    continue
+                split, vocabulary = protocols.make_dbpedia_split(
+                    num_unknown, seed=self.seed + trial, data_dir=self.data["data_dir"]
+                )
+                keep = _subsample(len(split.x_train), self._limit("train"), self.seed)
+                x_train, y_train = split.x_train[keep], split.y_train[keep]
+                keep_k = _subsample(len(split.x_test_known), self._limit("test"), self.seed)
+                x_known, y_known = split.x_test_known[keep_k], split.y_test_known[keep_k]
+                x_unknown = split.x_test_unknown[_subsample(len(split.x_test_unknown), self._limit("test"), self.seed)]
+                for network in self.networks:
+                    key = f"dbpedia-4of{4 + num_unknown}-s{self.seed + trial}-{network.variant}"
+                    model = self.train(key, "text_cnn", network.variant, x_train, y_train, split.num_known,
+                                       vocab_size=len(vocabulary))
+                    arrays = {"train": x_train, "known": x_known}
+                    if len(x_unknown):
+                        arrays["unknown"] = x_unknown
+                    feats = self.features(key, model, arrays)
+                    self._closed_set(f"{prefix}/{network.variant}", feats["known"]["logits"], y_known)
+                    heads = self.fit_heads(network, feats["train"], y_train, experiment.tail_size_for("text_cnn"))
+                    empty = {k: v[:0] for k, v in feats["known"].items()}
+                    for head, detector in heads.items():
+                        self.evaluate(f"{prefix}/{network.variant}/{head}", detector, feats["known"],
+                                      feats.get("unknown", empty), y_known)
+
+    def _run_runtime(self):
+        from keras_crosr.experiments.runtime import measure_runtime
+
+        measure_runtime(self)
+
+    def _run_samples(self):
+        from keras_crosr.experiments.samples import sorted_samples_figure
+
+        sorted_samples_figure(self)
+
+
+def run_experiment(name, output_dir, **kwargs):
+    """Runs experiment ``name`` into ``output_dir`` (see :class:`Runner` for the arguments); returns the report."""
+    return Runner(name, output_dir, **kwargs).run()

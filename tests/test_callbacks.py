@@ -1,0 +1,119 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from keras import layers
+
+from keras_crosr import CROSR, NotFittedError, OpenMax, OpenSetHead, SoftmaxThreshold
+from keras_crosr import build_dhrnet, compile_dhrnet, dhrnet_targets, inference_model
+from keras_crosr.datasets.embedded import load_sample
+
+
+def tiny_stages():
+    return [
+        keras.Sequential([layers.Conv2D(8, 3, padding="same", activation="relu"), layers.MaxPooling2D()]),
+        keras.Sequential([layers.Conv2D(16, 3, padding="same", activation="relu"), layers.MaxPooling2D()]),
+    ]
+
+
+@pytest.fixture(scope="module")
+def data():
+    sample = load_sample()
+    return {
+        "x": sample["x_train"][:1500],
+        "y": sample["y_train"][:1500],
+        "x_test": np.concatenate([sample["x_test"][:100], sample["omniglot"][:100]]),
+    }
+
+
+@pytest.fixture(scope="module")
+def trained(data):
+    """A small DHRNet trained with an OpenSetHead callback attached."""
+    keras.utils.set_random_seed(0)
+    model = compile_dhrnet(
+        build_dhrnet(tiny_stages(), num_classes=10, input_shape=(28, 28, 1), latent_dim=4),
+        optimizer=keras.optimizers.Adam(3e-3),
+    )
+    head = OpenSetHead((data["x"], data["y"]), detector="crosr", batch_size=128, verbose=0)
+    model.fit(data["x"], dhrnet_targets(data["x"], data["y"]), epochs=3, batch_size=64, verbose=0, callbacks=[head])
+    return model, head
+
+
+def test_callback_fits_at_train_end_and_matches_the_detector_on_predict_features(data, trained):
+    model, head = trained
+    assert isinstance(head.detector_, CROSR) and head.detector_.n_classes_ == 10
+    assert head.detector_.n_features_in_ == 10 + 2 * 4
+    assert set(head.inference_model_.output) == {"logits", "latent"}
+    features = inference_model(model)
+    reference = CROSR().fit(features.predict(data["x"], verbose=0), data["y"])
+    test_features = features.predict(data["x_test"], verbose=0)
+    np.testing.assert_allclose(head.detector_.means_, reference.means_, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(head.predict_proba(data["x_test"]), reference.predict_proba(test_features), atol=1e-5)
+    np.testing.assert_allclose(
+        head.decision_function(data["x_test"]), reference.decision_function(test_features), atol=1e-5
+    )
+    np.testing.assert_array_equal(head.predict(data["x_test"]), reference.predict(test_features))
+    np.testing.assert_array_equal(
+        head.predict(data["x_test"], threshold=0.9), reference.predict(test_features, threshold=0.9)
+    )
+
+
+def test_fit_on_a_trained_model_with_a_detector_instance(data, trained):
+    model, _ = trained
+    template = OpenMax(tail_size=10, alpha=3)
+    head = OpenSetHead((data["x"], data["y"]), detector=template, batch_size=500, verbose=0).fit(model)
+    assert not hasattr(template, "n_classes_")  # the instance is copied, not fitted in place
+    assert isinstance(head.detector_, OpenMax) and head.detector_.alpha == 3
+    logits = model.predict(data["x_test"], verbose=0)["logits"]
+    reference = OpenMax(tail_size=10, alpha=3).fit(model.predict(data["x"], verbose=0)["logits"], data["y"])
+    np.testing.assert_allclose(head.predict_proba(data["x_test"]), reference.predict_proba(logits), atol=1e-5)
+
+
+def test_dataset_with_target_dicts_equals_arrays(data, trained):
+    model, head = trained
+    dataset = tf.data.Dataset.from_tensor_slices((data["x"], dhrnet_targets(data["x"], data["y"]))).batch(200)
+    from_dataset = OpenSetHead(dataset, detector="crosr", verbose=0).fit(model)
+    np.testing.assert_allclose(from_dataset.detector_.means_, head.detector_.means_, atol=1e-5)
+    np.testing.assert_allclose(
+        from_dataset.predict_proba(data["x_test"]), head.predict_proba(data["x_test"]), atol=1e-5
+    )
+
+
+def test_progress_bar_follows_verbose(data, trained, capsys):
+    model, _ = trained
+    OpenSetHead((data["x"], data["y"]), detector="softmax", batch_size=500, verbose=1).fit(model)
+    assert "3/3" in capsys.readouterr().out
+    OpenSetHead((data["x"], data["y"]), detector="softmax", batch_size=500, verbose=0).fit(model)
+    assert capsys.readouterr().out == ""
+
+
+def test_supervised_model_gives_logits_only(data):
+    model = build_dhrnet(tiny_stages(), num_classes=10, input_shape=(28, 28, 1), variant="supervised")
+    head = OpenSetHead((data["x"][:200], data["y"][:200]), detector="softmax", verbose=0).fit(model)
+    assert isinstance(head.detector_, SoftmaxThreshold)
+    logits = model.predict(data["x_test"], verbose=0)["logits"]
+    expected = SoftmaxThreshold().fit(logits, np.zeros(len(logits), int)).predict_proba(logits)
+    np.testing.assert_allclose(head.predict_proba(data["x_test"]), expected, atol=1e-6)
+    with pytest.raises(ValueError, match="latent"):
+        OpenSetHead((data["x"][:200], data["y"][:200]), detector="crosr", verbose=0).fit(model)
+
+
+def test_errors(data, trained):
+    model, _ = trained
+    head = OpenSetHead((data["x"], data["y"]), verbose=0)
+    for method in (head.predict, head.predict_proba, head.decision_function):
+        with pytest.raises(NotFittedError, match="not fitted"):
+            method(data["x_test"])
+    with pytest.raises(ValueError, match="unknown detector 'openmx'"):
+        OpenSetHead((data["x"], data["y"]), detector="openmx")
+    with pytest.raises(TypeError, match="detector"):
+        OpenSetHead((data["x"], data["y"]), detector=object())
+    with pytest.raises(ValueError, match="batch_size"):
+        OpenSetHead((data["x"], data["y"]), batch_size=0)
+    with pytest.raises(ValueError, match="differ in length"):
+        OpenSetHead((data["x"], data["y"][:10]), verbose=0).fit(model)
+    with pytest.raises(ValueError, match=r"shape \(n,\)"):
+        OpenSetHead((data["x"], keras.utils.to_categorical(data["y"])), verbose=0).fit(model)
+    images_only = tf.data.Dataset.from_tensor_slices(data["x"]).batch(500)
+    with pytest.raises(ValueError, match=r"\(x, y\) batches"):
+        OpenSetHead(images_only, verbose=0).fit(model)

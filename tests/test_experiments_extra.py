@@ -1,0 +1,104 @@
+"""The runtime (Table 7) and samples (Fig. 6) experiments, run through the Runner on tiny budgets."""
+
+import dataclasses
+
+import keras
+import matplotlib.image
+import numpy as np
+import pytest
+
+from keras_crosr.dhrnet import build_dhrnet, inference_model
+from keras_crosr.experiments import Budget, Network, Runner, get_experiment
+from keras_crosr.experiments.runtime import fit_readout
+from keras_crosr.experiments.samples import top_k_composition
+
+RUNTIME_HEADS = ("softmax", "openmax", "crosr")
+
+
+def _runtime_experiment(**changes):
+    experiment = get_experiment("runtime")
+    changes.setdefault("networks", tuple(n for n in experiment.networks if n.backbone == "cifar_cnn"))
+    return dataclasses.replace(experiment, quick=Budget(epochs=0, train=200, test=10), **changes)
+
+
+def test_runtime_experiment_times_each_method(tmp_path, data_dir):
+    runner = Runner(_runtime_experiment(), tmp_path, quick=True, source="local", data_dir=data_dir, verbose=0)
+    text = runner.run()
+    results = runner.workspace.results
+    records = {head: results[f"runtime/cifar_cnn/{head}"] for head in RUNTIME_HEADS}
+    softmax_ms = records["softmax"]["ms_per_image"]
+    for head, record in records.items():
+        assert record["ms_per_image"] > 0 and record["p10_ms"] <= record["ms_per_image"] <= record["p90_ms"]
+        assert record["ratio_to_softmax"] == pytest.approx(record["ms_per_image"] / softmax_ms, abs=2e-3)
+        assert record["repeats"] == 10 and record["fit_images"] == 200
+        assert record["backend"] == keras.backend.backend()
+        assert record["device"].startswith(("cpu: ", "gpu: "))
+        assert record["weights"].startswith("untrained")
+        assert f"| cifar_cnn | {head} |" in text
+    assert records["softmax"]["ratio_to_softmax"] == 1.0
+    assert 2 <= records["crosr"]["tail_size"] <= 20 and records["softmax"]["tail_size"] is None
+    assert (tmp_path / "networks" / "cifar_cnn-dhrnet.keras").exists()
+
+    again = Runner(_runtime_experiment(), tmp_path, quick=True, source="local", data_dir=data_dir, verbose=0)
+    again.run()
+    assert again.workspace.results == results  # nothing re-timed
+    assert not [m for m in again.messages if m.startswith("[runtime]")]
+
+
+def test_runtime_rejects_methods_it_cannot_compare(tmp_path):
+    no_softmax = _runtime_experiment(networks=(Network("cifar_cnn", "dhrnet", ("crosr",)),))
+    with pytest.raises(ValueError, match="no softmax head"):
+        Runner(no_softmax, tmp_path / "a", quick=True, verbose=0).run()
+    ocsvm = _runtime_experiment(networks=(Network("cifar_cnn", "supervised", ("softmax", "ocsvm")),))
+    with pytest.raises(ValueError, match="'ocsvm' .* cannot be timed"):
+        Runner(ocsvm, tmp_path / "b", quick=True, verbose=0).run()
+
+
+def test_fit_readout_sets_the_classifier_of_an_untrained_network():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(size=(60, 32, 32, 3)).astype("float32")
+    y = np.arange(60) % 10
+    model = build_dhrnet("cifar_cnn", num_classes=10, variant="dhrnet")
+    features = fit_readout(model, x, y, num_classes=10)
+    assert set(features) == {"logits", "latent"}
+    actual = inference_model(model).predict(x, verbose=0)
+    np.testing.assert_allclose(features["logits"], actual["logits"], atol=1e-3)
+    assert np.mean(np.argmax(actual["logits"], axis=1) == y) >= 0.95
+
+
+def test_top_k_composition():
+    confidence = np.array([0.9, 0.8, 0.7, 0.6, 0.5])
+    labels = np.array([2, 0, 1, 2, 0])  # 2 = unknown
+    predictions = np.array([0, 1, 1, 2, 0])
+    assert top_k_composition(confidence, labels, predictions, 2, 2) == {"unknown": 0.5, "misclassified_known": 0.5}
+    assert top_k_composition(confidence, labels, predictions, 2, 5) == {"unknown": 0.4, "misclassified_known": 0.2}
+
+
+def test_samples_experiment_draws_each_method(tmp_path, data_dir):
+    experiment = get_experiment("samples")
+    experiment = dataclasses.replace(
+        experiment,
+        networks=(Network("mnist_cnn", "dhrnet", RUNTIME_HEADS),),  # one training for the three methods
+        quick=Budget(epochs=2, train=600, test=100),
+        training=dataclasses.replace(experiment.training, batch_size=32),
+        tail_size={"mnist_cnn": 5},
+    )
+    runner = Runner(experiment, tmp_path, quick=True, source="local", data_dir=data_dir, verbose=0)
+    text = runner.run()
+    results = runner.workspace.results
+    assert set(results["figures"]) == {f"mnist_cnn-dhrnet/{head}/omniglot" for head in RUNTIME_HEADS}
+    for key, path in results["figures"].items():
+        image = matplotlib.image.imread(tmp_path / path)
+        assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 300
+        assert f"![{key}]({path})" in text
+        record = results[f"samples/{key}"]
+        assert record["known"] == record["unknown"] == 100 and record["top_k"] == 50
+        for fraction in ("top_k_unknown", "top_k_misclassified_known"):
+            assert 0.0 <= record[fraction] <= 1.0
+        # Better than chance: a random order puts half of the unknowns in the top half.
+        assert record["top_half_unknown"] < 0.5
+
+    again = Runner(experiment, tmp_path, quick=True, source="local", data_dir=data_dir, verbose=0)
+    again.run()
+    assert again.workspace.results == results
+    assert not [m for m in again.messages if "training" in m or m.startswith("[samples]")]

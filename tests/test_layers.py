@@ -1,0 +1,152 @@
+"""Layer tests for LateralBottleneck (h_l, h~_l) and TopDownCombiner (g_l), Keras style."""
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+from keras.src import testing
+
+from keras_crosr.layers import LateralBottleneck, TopDownCombiner
+
+
+class LateralBottleneckTest(testing.TestCase):
+    def test_2d_feature_maps(self):
+        self.run_layer_test(
+            LateralBottleneck,
+            init_kwargs={"latent_dim": 4},
+            input_shape=(2, 6, 6, 5),
+            expected_output_shape=((2, 6, 6, 4), (2, 6, 6, 5)),
+            expected_num_trainable_weights=4,
+            expected_num_non_trainable_weights=0,
+        )
+
+    def test_1d_sequences(self):
+        self.run_layer_test(
+            LateralBottleneck,
+            init_kwargs={"latent_dim": 3, "kernel_size": 5},
+            input_shape=(2, 7, 6),
+            expected_output_shape=((2, 7, 3), (2, 7, 6)),
+            expected_num_trainable_weights=4,
+        )
+
+    def test_identity_mode_is_the_ladder_lateral(self):
+        self.run_layer_test(
+            LateralBottleneck,
+            init_kwargs={"identity": True},
+            input_shape=(2, 4, 4, 3),
+            expected_output_shape=((2, 4, 4, 3), (2, 4, 4, 3)),
+            expected_num_trainable_weights=0,
+            expected_num_non_trainable_weights=0,
+            run_training_check=False,
+        )
+        x = np.random.rand(2, 4, 4, 3).astype("float32")
+        z, back = LateralBottleneck(identity=True)(x)
+        self.assertAllClose(z, x)
+        self.assertAllClose(back, x)
+
+    def test_weight_shapes_and_math(self):
+        layer = LateralBottleneck(latent_dim=2, kernel_size=3)
+        x = np.random.randn(1, 5, 5, 3).astype("float32")
+        z, back = layer(x)
+        self.assertEqual(tuple(layer.h_kernel.shape), (3, 3, 3, 2))
+        self.assertEqual(tuple(layer.reprojection_kernel.shape), (3, 3, 2, 3))
+        # h_l is ReLU then convolution; h~_l is a linear convolution of z.
+        conv = keras.layers.Conv2D(2, 3, padding="same")
+        conv.build((None, 5, 5, 3))
+        conv.set_weights([layer.h_kernel.numpy(), layer.h_bias.numpy()])
+        self.assertAllClose(z, conv(np.maximum(x, 0)), atol=1e-5)
+        reproject = keras.layers.Conv2D(3, 3, padding="same")
+        reproject.build((None, 5, 5, 2))
+        reproject.set_weights([layer.reprojection_kernel.numpy(), layer.reprojection_bias.numpy()])
+        self.assertAllClose(back, reproject(z), atol=1e-5)
+
+    def test_config_round_trip(self):
+        layer = LateralBottleneck(latent_dim=7, kernel_size=1, kernel_initializer="he_normal", name="lat")
+        clone = LateralBottleneck.from_config(layer.get_config())
+        self.assertEqual(clone.get_config(), layer.get_config())
+        self.assertEqual(clone.latent_dim, 7)
+        identity = LateralBottleneck.from_config(LateralBottleneck(identity=True).get_config())
+        self.assertTrue(identity.identity)
+        self.assertIsNone(identity.latent_dim)
+
+    def test_errors(self):
+        for bad in (0, -3, 2.5, None, True):
+            with self.assertRaisesRegex(ValueError, "latent_dim"):
+                LateralBottleneck(latent_dim=bad)
+        with self.assertRaisesRegex(ValueError, "kernel_size"):
+            LateralBottleneck(latent_dim=2, kernel_size=0)
+        with self.assertRaisesRegex(ValueError, r"\(batch, H, W, C\) or \(batch, T, C\)"):
+            LateralBottleneck(latent_dim=2)(np.zeros((2, 3), "float32"))
+
+
+class TopDownCombinerTest(testing.TestCase):
+    def test_upsamples_and_projects_channels(self):
+        self.run_layer_test(
+            TopDownCombiner,
+            init_kwargs={},
+            input_shape=[(2, 3, 3, 6), (2, 6, 6, 4)],
+            expected_output_shape=(2, 6, 6, 4),
+            # projection kernel + bias, convolution kernel + bias
+            expected_num_trainable_weights=4,
+            run_training_check=False,  # the fit check of run_layer_test cannot feed list inputs on TF
+        )
+
+    def test_same_channels_no_projection(self):
+        self.run_layer_test(
+            TopDownCombiner,
+            init_kwargs={"kernel_size": 1},
+            input_shape=[(2, 4, 4, 3), (2, 8, 8, 3)],
+            expected_output_shape=(2, 8, 8, 3),
+            expected_num_trainable_weights=2,
+            run_training_check=False,
+        )
+
+    def test_top_stage_takes_the_lateral_alone(self):
+        self.run_layer_test(
+            TopDownCombiner,
+            init_kwargs={},
+            input_shape=(2, 4, 4, 3),
+            expected_output_shape=(2, 4, 4, 3),
+            expected_num_trainable_weights=2,
+        )
+
+    def test_1d_sequences(self):
+        self.run_layer_test(
+            TopDownCombiner,
+            init_kwargs={},
+            input_shape=[(2, 5, 8), (2, 10, 6)],
+            expected_output_shape=(2, 10, 6),
+            expected_num_trainable_weights=4,
+            run_training_check=False,
+        )
+
+    def test_math_sum_conv_relu(self):
+        layer = TopDownCombiner(kernel_size=1)
+        top = np.random.randn(1, 2, 2, 3).astype("float32")
+        lateral = np.random.randn(1, 4, 4, 3).astype("float32")
+        out = ops.convert_to_numpy(layer([top, lateral]))
+        kernel = layer.kernel.numpy()[0, 0]
+        upsampled = top.repeat(2, axis=1).repeat(2, axis=2)
+        expected = np.maximum((upsampled + lateral) @ kernel + layer.bias.numpy(), 0)
+        self.assertAllClose(out, expected, atol=1e-5)
+        self.assertGreater(np.mean(out == 0), 0.0)
+
+    def test_config_round_trip(self):
+        layer = TopDownCombiner(kernel_size=5, bias_initializer="ones", name="g")
+        self.assertEqual(TopDownCombiner.from_config(layer.get_config()).get_config(), layer.get_config())
+
+    def test_errors(self):
+        with self.assertRaisesRegex(ValueError, "not an integer multiple"):
+            TopDownCombiner()([np.zeros((1, 3, 3, 2), "float32"), np.zeros((1, 7, 7, 2), "float32")])
+        with self.assertRaisesRegex(ValueError, "same rank"):
+            TopDownCombiner()([np.zeros((1, 3, 2), "float32"), np.zeros((1, 6, 6, 2), "float32")])
+        with self.assertRaisesRegex(ValueError, "kernel_size"):
+            TopDownCombiner(kernel_size=-1)
+
+
+@pytest.mark.parametrize("layer", [LateralBottleneck(latent_dim=2), TopDownCombiner()])
+def test_layers_are_registered_serializable(layer):
+    config = keras.saving.serialize_keras_object(layer)
+    assert config["registered_name"] == f"keras_crosr>{type(layer).__name__}"
+    restored = keras.saving.deserialize_keras_object(config)
+    assert type(restored) is type(layer)
