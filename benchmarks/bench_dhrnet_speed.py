@@ -4,11 +4,12 @@
 - inference: the decoder-free DHRNet (``inference_model``: logits + latent) vs supervised-only, at batch 1 and at
   batch 256; goal <= 1.15x slower.
 
-Both models are timed in alternating rounds (A, B, A, B, ...) and the median round is kept, so that load from other
-processes on the machine falls on both alike. Writes ``benchmarks/results/dhrnet_speed.{json,md}``.
+The two models are timed call by call in alternation (A, B, A, B, ...) and the median call time is kept (the
+minimum is reported too), so that load from other processes on the machine falls on both alike. Writes
+``benchmarks/results/dhrnet_speed.{json,md}``.
 
-    python benchmarks/bench_dhrnet_speed.py                 # MNIST plain CNN, ~2 minutes on 2 CPU cores
-    KERAS_BACKEND=jax python benchmarks/bench_dhrnet_speed.py --train-steps 50 --infer-steps 200
+    python benchmarks/bench_dhrnet_speed.py                 # MNIST plain CNN, a few minutes on 2 CPU cores
+    KERAS_BACKEND=jax python benchmarks/bench_dhrnet_speed.py --train-steps 100 --infer256-steps 100
 """
 
 import argparse
@@ -47,16 +48,15 @@ def device_description():
     return backend
 
 
-def timed_rounds(steps_by_name, rounds):
-    """Runs each ``name -> (step, n)`` callable ``n`` times per round, rounds interleaved; median s/step."""
-    times = {name: [] for name in steps_by_name}
-    for _ in range(rounds):
-        for name, (step, n) in steps_by_name.items():
+def alternating(calls, repeats):
+    """Times each ``name -> call`` once per repeat, in alternation; returns ``{name: (median_s, min_s)}``."""
+    times = {name: [] for name in calls}
+    for _ in range(repeats):
+        for name, call in calls.items():
             start = time.perf_counter()
-            for _ in range(n):
-                step()
-            times[name].append((time.perf_counter() - start) / n)
-    return {name: statistics.median(values) for name, values in times.items()}
+            call()
+            times[name].append(time.perf_counter() - start)
+    return {name: (statistics.median(values), min(values)) for name, values in times.items()}
 
 
 def main(argv=None):
@@ -64,9 +64,9 @@ def main(argv=None):
     parser.add_argument("--backbone", default="mnist_cnn", help="image backbone name (default: mnist_cnn)")
     parser.add_argument("--num-classes", type=int, default=10)
     parser.add_argument("--train-batch", type=int, default=128)
-    parser.add_argument("--train-steps", type=int, default=8, help="train steps per round and model")
-    parser.add_argument("--infer-steps", type=int, default=40, help="batch-1 predict calls per round and model")
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--train-steps", type=int, default=15, help="timed train steps per model")
+    parser.add_argument("--infer-steps", type=int, default=200, help="timed batch-1 predict calls per model")
+    parser.add_argument("--infer256-steps", type=int, default=15, help="timed batch-256 predict calls per model")
     parser.add_argument("--output-dir", default=str(REPO_ROOT / "benchmarks" / "results"))
     args = parser.parse_args(argv)
 
@@ -83,29 +83,29 @@ def main(argv=None):
     x256 = rng.random((256,) + shape, dtype=np.float32)
 
     train = {
-        "dhrnet": (lambda: dhrnet.train_on_batch(x, dhrnet_y), args.train_steps),
-        "supervised": (lambda: supervised.train_on_batch(x, supervised_y), args.train_steps),
+        "dhrnet": lambda: dhrnet.train_on_batch(x, dhrnet_y),
+        "supervised": lambda: supervised.train_on_batch(x, supervised_y),
     }
     infer1 = {
-        "dhrnet": (lambda: decoder_free.predict_on_batch(x1), args.infer_steps),
-        "supervised": (lambda: supervised.predict_on_batch(x1), args.infer_steps),
+        "dhrnet": lambda: decoder_free.predict_on_batch(x1),
+        "supervised": lambda: supervised.predict_on_batch(x1),
     }
     infer256 = {
-        "dhrnet": (lambda: decoder_free.predict_on_batch(x256), max(2, args.infer_steps // 10)),
-        "supervised": (lambda: supervised.predict_on_batch(x256), max(2, args.infer_steps // 10)),
+        "dhrnet": lambda: decoder_free.predict_on_batch(x256),
+        "supervised": lambda: supervised.predict_on_batch(x256),
     }
-    for steps in (train, infer1, infer256):  # compile and warm up
-        timed_rounds(steps, rounds=1)
+    for calls in (train, infer1, infer256):  # compile and warm up
+        alternating(calls, repeats=2)
 
     started = time.time()
-    train_s = timed_rounds(train, args.rounds)
-    infer1_s = timed_rounds(infer1, args.rounds)
-    infer256_s = timed_rounds(infer256, args.rounds)
-    ratios = {
-        "train": train_s["dhrnet"] / train_s["supervised"],
-        "inference_batch1": infer1_s["dhrnet"] / infer1_s["supervised"],
-        "inference_batch256": infer256_s["dhrnet"] / infer256_s["supervised"],
+    timings = {
+        "train": alternating(train, args.train_steps),
+        "inference_batch1": alternating(infer1, args.infer_steps),
+        "inference_batch256": alternating(infer256, args.infer256_steps),
     }
+    train_s, infer1_s, infer256_s = ({k: v[0] for k, v in timings[m].items()} for m in timings)
+    ratios = {m: t["dhrnet"][0] / t["supervised"][0] for m, t in timings.items()}
+    ratios_of_minimum = {m: t["dhrnet"][1] / t["supervised"][1] for m, t in timings.items()}
     result = {
         "benchmark": "dhrnet_speed",
         "command": "python benchmarks/bench_dhrnet_speed.py " + " ".join(argv if argv is not None else sys.argv[1:]),
@@ -124,6 +124,7 @@ def main(argv=None):
         "inference_ms_batch1": {k: 1e3 * v for k, v in infer1_s.items()},
         "inference_ms_batch256": {k: 1e3 * v for k, v in infer256_s.items()},
         "ratios_dhrnet_over_supervised": ratios,
+        "ratios_of_minimum_times": ratios_of_minimum,
         "goals": {"train": TRAIN_GOAL, "inference_batch1": INFERENCE_GOAL, "inference_batch256": INFERENCE_GOAL},
         "meets_goals": {k: ratios[k] <= g for k, g in (("train", TRAIN_GOAL), ("inference_batch1", INFERENCE_GOAL),
                                                          ("inference_batch256", INFERENCE_GOAL))},
@@ -137,7 +138,8 @@ def main(argv=None):
         "# DHRNet speed vs supervised-only",
         "",
         f"`{result['command'].strip()}` — backend {result['backend']}, Keras {result['keras']}, {result['device']}, "
-        f"backbone `{args.backbone}`; median of {args.rounds} interleaved rounds.",
+        f"backbone `{args.backbone}`; median call times, the two models timed call by call in alternation "
+        f"({args.train_steps} train steps, {args.infer_steps} / {args.infer256_steps} predict calls each).",
         "",
         "| measure | DHRNet | supervised | ratio (DHRNet / supervised) | goal |",
         "|---|---|---|---|---|",
@@ -149,6 +151,10 @@ def main(argv=None):
         f"| inference, ms per batch of 256 (decoder-free) | {result['inference_ms_batch256']['dhrnet']:.1f} | "
         f"{result['inference_ms_batch256']['supervised']:.1f} | {ratios['inference_batch256']:.3f} | "
         f"<= {INFERENCE_GOAL} |",
+        "",
+        "Ratios of the minimum call times: "
+        + ", ".join(f"{k} {v:.3f}" for k, v in ratios_of_minimum.items())
+        + ".",
         "",
         f"Parameters: DHRNet {result['params']['dhrnet']:,} (decoder-free {result['params']['dhrnet_inference']:,}), "
         f"supervised {result['params']['supervised']:,}.",

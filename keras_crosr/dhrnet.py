@@ -117,8 +117,7 @@ def _check_scales(backbone, input_shape, taps):
             raise ValueError(
                 f"Backbone {backbone.name!r} cannot take input_shape {input_shape}: stage {level} output size "
                 f"{coarse} does not divide the size {fine} of {below}, so the decoder cannot up-sample back; "
-                "use an input size that every down-sampling divides evenly (e.g. a multiple of "
-                f"{2 ** (len(sizes) - 1)})."
+                "use an input size that every down-sampling divides evenly."
             )
 
 
@@ -232,9 +231,7 @@ def _is_text(model):
     return "int" in str(model.inputs[0].dtype)
 
 
-def compile_dhrnet(
-    model, optimizer=None, classification_weight=1.0, reconstruction_weight=1.0, **compile_kwargs
-):
+def compile_dhrnet(model, optimizer=None, classification_weight=1.0, reconstruction_weight=1.0, **compile_kwargs):
     """Compiles a ``build_dhrnet`` model with the paper's joint loss (section 4.2, "Training").
 
     ``classification_weight * softmax_cross_entropy(y, logits) + reconstruction_weight * reconstruction_loss``,
@@ -254,8 +251,8 @@ def compile_dhrnet(
         The compiled model.
     """
     outputs = _output_dict(model)
-    for value, label in ((classification_weight, "classification_weight"), (reconstruction_weight,
-                                                                            "reconstruction_weight")):
+    weights = {"classification_weight": classification_weight, "reconstruction_weight": reconstruction_weight}
+    for label, value in weights.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
             raise ValueError(f"`{label}` must be a non-negative number; received {value!r}.")
     if optimizer is None:
@@ -274,6 +271,11 @@ def compile_dhrnet(
     return model
 
 
+def _rows(array):
+    shape = getattr(array, "shape", None)
+    return shape[0] if shape is not None and len(shape) else None
+
+
 def dhrnet_targets(x, y, *, model=None):
     """The target dict for ``model.fit``: ``{"logits": y, "reconstruction": x}``.
 
@@ -285,8 +287,7 @@ def dhrnet_targets(x, y, *, model=None):
 
     Works on NumPy arrays and on tensors (e.g. inside ``tf.data.Dataset.map``).
     """
-    x_rows = getattr(x, "shape", (None,))[0] if len(getattr(x, "shape", ())) else None
-    y_rows = getattr(y, "shape", (None,))[0] if len(getattr(y, "shape", ())) else None
+    x_rows, y_rows = _rows(x), _rows(y)
     if x_rows is not None and y_rows is not None and x_rows != y_rows:
         raise ValueError(f"x and y must have the same number of rows; received {x_rows} and {y_rows}.")
     targets = {"logits": y}

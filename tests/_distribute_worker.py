@@ -48,7 +48,7 @@ def train(x, y, x_test, scope, dropout):
     head = OpenSetHead((x, y), detector=CROSR(tail_size=3), batch_size=50, verbose=0)
     history = model.fit(dataset, epochs=EPOCHS, steps_per_epoch=steps, verbose=0, callbacks=[head])
     sharded = distributed_features(model, x[:301], batch_size=50)  # 301 rows: the last batch is padded
-    local = head.inference_model_.predict(x[:301], batch_size=50, verbose=0)
+    local = head.inference_model_.predict_on_batch(x[:301])
     return {
         "loss": history.history["loss"],
         "means": head.detector_.means_.tolist(),

@@ -58,9 +58,10 @@ for stage in ${stages[@]}; do
       cp "$runs"/mnist-outliers/networks/*.keras "$out/networks/" ;;
     cifar10)
       run "${CIFAR_LIMIT:-240}" cifar10-outliers --only imagenet_crop imagenet_resize --epochs "${CIFAR_EPOCHS:-20}" \
-        --networks cifar_cnn-supervised cifar_cnn-dhrnet cifar_cnn-laddernet ;;
+        --networks ${CIFAR_NETWORKS:-cifar_cnn-supervised cifar_cnn-dhrnet cifar_cnn-laddernet} ;;
     class-split)
-      run "${SPLIT_LIMIT:-200}" class-split --only mnist --epochs "${SPLIT_EPOCHS:-5}" ;;
+      run "${SPLIT_LIMIT:-200}" class-split --only mnist --epochs "${SPLIT_EPOCHS:-5}" \
+        --networks ${SPLIT_NETWORKS:-supervised dhrnet} ;;
     samples)
       run "${SAMPLES_LIMIT:-200}" samples ;;
     *) echo "unknown stage $stage" >&2; exit 2 ;;

@@ -146,7 +146,7 @@ EXPERIMENTS = {
                 Network("densenet92", "dhrnet", _CROSR_HEADS),
             ),
             evaluations=("imagenet_crop", "imagenet_resize", "lsun_crop", "lsun_resize"),
-            training=Training(epochs=60, batch_size=128, learning_rate=0.05),
+            training=Training(epochs=60, batch_size=128, learning_rate=0.02),
             quick=Budget(epochs=1, train=2000, test=1000),
             tail_size={"densenet92": 50},
             caveats=(

@@ -115,7 +115,7 @@ def _samples(experiment, results):
             + "\n".join(f"![{name}]({path})" for name, path in sorted(figures.items()))]
 
 
-def render(experiment, results, *, quick=False, messages=()):
+def render(experiment, results, *, quick=False, problems=()):
     """The Markdown report of one run: our number first, the paper's in parentheses."""
     lines = [f"## {experiment.name}: {experiment.reproduces}", ""]
     if quick:
@@ -129,7 +129,10 @@ def render(experiment, results, *, quick=False, messages=()):
                 "samples": _samples}[experiment.kind](experiment, results)
     lines += ["\n\n".join(sections), ""]
     unavailable = {k.split("/", 1)[1]: v for k, v in results.items() if k.startswith("unavailable/")}
-    notes = list(experiment.caveats) + [f"{name} not evaluated: {why}" for name, why in unavailable.items()]
+    failed = [f"{key}: {value['message']}" for key, value in sorted(results.items())
+              if isinstance(value, dict) and value.get("status") == "failed"]
+    notes = [*experiment.caveats, *(f"{name} not evaluated: {why}" for name, why in unavailable.items()),
+             *problems, *failed]
     if notes:
         lines += ["Caveats:", *[f"- {note}" for note in notes], ""]
     return "\n".join(lines)

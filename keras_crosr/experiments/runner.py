@@ -114,7 +114,7 @@ class Runner:
             keys = [n.key for n in self.experiment.networks]
             raise ValueError(f"no network of {self.experiment.name} matches {list(networks)}; available: {keys}")
         self.skip_heads = tuple(skip_heads)
-        self.messages = []
+        self.problems = []
 
     # -- helpers -----------------------------------------------------------------------------------------------
 
@@ -122,24 +122,35 @@ class Runner:
         return None if self.budget is None else getattr(self.budget, kind)
 
     def _log(self, message):
-        self.messages.append(message)
         if self.verbose:
             print(message, flush=True)
 
+    def _problem(self, message):
+        """Logs what kept part of the run from finishing; the report lists these under its caveats."""
+        self.problems.append(message)
+        self._log(message)
+
     def train(self, key, backbone, variant, x_train, y_train, num_classes, **build_kwargs):
-        """The trained network ``key``: loaded when saved by an earlier run, else trained and saved."""
+        """The trained network ``key``: loaded when saved by an earlier run, else trained and saved.
+
+        Returns ``None`` (and reports the problem) when the training loss diverges.
+        """
         path = self.workspace.path / "networks" / f"{key}.keras"
         if path.exists():
             self._log(f"[{key}] reusing trained network {path}")
-            return keras.saving.load_model(path)
+            return keras.saving.load_model(path, compile=False)
         training = self.experiment.training
         keras.utils.set_random_seed(self.seed)
         model = build_dhrnet(
             backbone, num_classes=num_classes, input_shape=x_train.shape[1:], variant=variant,
             dropout=training.dropout, **build_kwargs,
         )
-        steps = max(1, self.epochs * int(np.ceil(len(x_train) / training.batch_size)))
-        schedule = keras.optimizers.schedules.CosineDecay(training.learning_rate, decay_steps=steps)
+        steps_per_epoch = int(np.ceil(len(x_train) / training.batch_size))
+        warmup = min(steps_per_epoch, max(1, self.epochs * steps_per_epoch // 10))
+        schedule = keras.optimizers.schedules.CosineDecay(
+            0.0, decay_steps=max(1, self.epochs * steps_per_epoch - warmup), warmup_target=training.learning_rate,
+            warmup_steps=warmup,
+        )
         compile_dhrnet(
             model, keras.optimizers.SGD(schedule, momentum=training.momentum),
             classification_weight=training.classification_weight,
@@ -149,10 +160,17 @@ class Runner:
         start = time.perf_counter()
         if self.epochs > 0:
             backup = keras.callbacks.BackupAndRestore(str(self.workspace.path / "networks" / f"{key}.backup"))
-            model.fit(
+            history = model.fit(
                 x_train, dhrnet_targets(x_train, y_train, model=model), batch_size=training.batch_size,
-                epochs=self.epochs, shuffle=True, callbacks=[backup], verbose=self.verbose,
+                epochs=self.epochs, shuffle=True, callbacks=[backup, keras.callbacks.TerminateOnNaN()],
+                verbose=self.verbose,
             )
+            if not np.all(np.isfinite(history.history.get("loss", [0.0]))):
+                self._problem(
+                    f"[{key}] training diverged (NaN/inf loss after {len(history.history['loss'])} epochs) with "
+                    f"learning rate {training.learning_rate}: lower it in the experiment's Training configuration"
+                )
+                return None
         # The finished network is saved without its optimizer state (a fresh, unbuilt optimizer): half the size.
         compile_dhrnet(model, keras.optimizers.SGD(training.learning_rate, momentum=training.momentum),
                        classification_weight=training.classification_weight,
@@ -182,33 +200,58 @@ class Runner:
             for name in arrays
         }
 
-    def fit_heads(self, network, features, labels, tail_size):
-        """Fits every head of ``network``; a head that cannot be fitted is recorded with its error message."""
+    def fit_heads(self, network, features, labels, tail_size, heads=None):
+        """Fits ``heads`` (default: every head of ``network`` not skipped); a head that cannot be fitted is
+        returned as its error, to be recorded with its message."""
         fitted = {}
-        for head in (h for h in network.heads if h not in self.skip_heads):
+        for head in heads if heads is not None else [h for h in network.heads if h not in self.skip_heads]:
             detector = make_detector(head, tail_size=tail_size, alpha=self.experiment.alpha, seed=self.seed)
             try:
                 fitted[head] = detector.fit(features, labels)
             except ValueError as error:
-                self._log(f"[{network.key}] head {head} not fitted: {error}")
+                self._problem(f"[{network.key}] head {head} not fitted: {error}")
                 fitted[head] = error
         return fitted
 
-    def evaluate(self, key, detector, known, unknown, y_known, extra=None):
-        """Scores one (known, unknown) feature pair and records its metrics under ``key``."""
+    @staticmethod
+    def score(detector, features):
+        """``(proba (n, N+1), unknown score (n,))`` of a fitted detector; rows are independent of each other."""
+        if len(features["logits"]) == 0:
+            return np.zeros((0, detector.n_classes_ + 1)), np.zeros(0)
+        return detector.predict_proba(features), detector.decision_function(features)
+
+    def evaluate(self, key, detector, known, unknown, y_known):
+        """Records the metrics of one known + unknown evaluation under ``key``.
+
+        ``known`` and ``unknown`` are :meth:`score` outputs (scored separately: results never depend on
+        batching), or ``detector`` is the error that kept the head from being fitted.
+        """
         if isinstance(detector, Exception):
             self.workspace.record(key, {"status": "failed", "message": str(detector)})
             return
-        features = {k: np.concatenate([known[k], unknown[k]]) for k in known if k in unknown}
-        labels = np.concatenate([y_known, np.full(len(next(iter(unknown.values()))), detector.n_classes_)])
-        proba = detector.predict_proba(features)
-        scores = metrics.open_set_scores(labels, proba, unknown_scores=detector.decision_function(features))
-        scores["f1_vs_threshold"] = dict(zip(
-            [f"{t:.2f}" for t in F1_THRESHOLDS], np.round(metrics.f1_vs_threshold(proba, labels, F1_THRESHOLDS), 4)
-            .tolist(),
-        ))
-        scores.update(extra or {})
+        proba = np.concatenate([known[0], unknown[0]])
+        labels = np.concatenate([y_known, np.full(len(unknown[0]), detector.n_classes_)])
+        scores = metrics.open_set_scores(labels, proba, unknown_scores=np.concatenate([known[1], unknown[1]]))
+        curve = metrics.f1_vs_threshold(proba, labels, F1_THRESHOLDS)
+        scores["f1_vs_threshold"] = dict(zip([f"{t:.2f}" for t in F1_THRESHOLDS], np.round(curve, 4).tolist()))
         self.workspace.record(key, {k: (round(v, 4) if isinstance(v, float) else v) for k, v in scores.items()})
+
+    def _evaluate_heads(self, prefix, heads, features, y_known, unknown_sets):
+        """Scores the known set once per head, then each unknown set, recording ``{prefix}/{head}/{set}``
+        (``{prefix}/{head}`` when ``unknown_sets`` is ``None``: one unknown set called ``"unknown"``)."""
+        for head, detector in heads.items():
+            names = ["unknown"] if unknown_sets is None else unknown_sets
+            keys = {name: f"{prefix}/{head}" + ("" if unknown_sets is None else f"/{name}") for name in names}
+            todo = [name for name in names if not self.workspace.has(keys[name])]
+            if not todo:
+                continue
+            if isinstance(detector, Exception):
+                for name in todo:
+                    self.evaluate(keys[name], detector, None, None, y_known)
+                continue
+            known = self.score(detector, features["known"])
+            for name in todo:
+                self.evaluate(keys[name], detector, known, self.score(detector, features[name]), y_known)
 
     def _closed_set(self, key, logits, labels):
         if not self.workspace.has(f"{key}/closed_set_accuracy"):
@@ -221,7 +264,7 @@ class Runner:
         """Runs the experiment, writes results.json and results.md, and returns the Markdown report."""
         start = time.perf_counter()
         getattr(self, f"_run_{self.experiment.kind}")()
-        text = report.render(self.experiment, self.workspace.results, quick=self.quick, messages=self.messages)
+        text = report.render(self.experiment, self.workspace.results, quick=self.quick, problems=self.problems)
         (self.workspace.path / "results.md").write_text(text)
         self._log(f"{self.experiment.name}: done in {time.perf_counter() - start:.0f} s; "
                   f"results in {self.workspace.path / 'results.md'}")
@@ -239,7 +282,7 @@ class Runner:
                 self.experiment.dataset, name, seed=self.seed, with_train=False, **self.data
             )
         except (datasets.DatasetNotFoundError, FileNotFoundError) as error:
-            self._log(f"outlier set {name} skipped: {error}")
+            self._problem(f"outlier set {name} skipped: {error}")
             self.workspace.results.pop(f"unavailable/{name}", None)
             self.workspace.record(f"unavailable/{name}", str(error))
             return None
@@ -264,18 +307,18 @@ class Runner:
         num_classes = int(y_train.max()) + 1
         for network in self.networks:
             key = network.key
-            heads = [h for h in network.heads if h not in self.skip_heads]
-            pending = [f"{key}/{head}/{name}" for head in heads for name in outliers]
-            if all(self.workspace.has(k) for k in pending) and self.workspace.has(f"{key}/closed_set_accuracy"):
+            missing = [h for h in network.heads if h not in self.skip_heads
+                       and not all(self.workspace.has(f"{key}/{h}/{name}") for name in outliers)]
+            if not missing and self.workspace.has(f"{key}/closed_set_accuracy"):
                 continue
             model = self.train(key, network.backbone, network.variant, x_train, y_train, num_classes)
-            feats = self.features(key, model, {"train": x_train, "test": x_test, **outliers})
-            self._closed_set(key, feats["test"]["logits"], y_test)
-            heads = self.fit_heads(network, feats["train"], y_train, experiment.tail_size_for(network.backbone))
-            for head, detector in heads.items():
-                for name in outliers:
-                    if not self.workspace.has(f"{key}/{head}/{name}"):
-                        self.evaluate(f"{key}/{head}/{name}", detector, feats["test"], feats[name], y_test)
+            if model is None:
+                continue
+            feats = self.features(key, model, {"train": x_train, "known": x_test, **outliers})
+            self._closed_set(key, feats["known"]["logits"], y_test)
+            heads = self.fit_heads(network, feats["train"], y_train, experiment.tail_size_for(network.backbone),
+                                   heads=missing)
+            self._evaluate_heads(key, heads, feats, y_test, list(outliers))
 
     def _run_class_split(self):
         experiment = self.experiment
@@ -289,7 +332,7 @@ class Runner:
                 try:
                     split = protocols.make_class_separation(dataset, trial, **self.data)
                 except (datasets.DatasetNotFoundError, FileNotFoundError) as error:
-                    self._log(f"class split {dataset} skipped: {error}")
+                    self._problem(f"class split {dataset} skipped: {error}")
                     self.workspace.record(f"unavailable/{dataset}", str(error))
                     break
                 keep = _subsample(len(split.x_train), self._limit("train"), self.seed + trial)
@@ -302,12 +345,12 @@ class Runner:
                 for network in self.networks:
                     key = f"{dataset.replace('+', 'plus')}-t{trial}-{backbone}-{network.variant}"
                     model = self.train(key, backbone, network.variant, x_train, y_train, split.num_known)
+                    if model is None:
+                        continue
                     feats = self.features(key, model, {"train": x_train, "known": x_known, "unknown": x_unknown})
                     self._closed_set(f"{prefix}/{network.variant}", feats["known"]["logits"], y_known)
                     heads = self.fit_heads(network, feats["train"], y_train, experiment.tail_size_for(backbone))
-                    for head, detector in heads.items():
-                        self.evaluate(f"{prefix}/{network.variant}/{head}", detector, feats["known"],
-                                      feats["unknown"], y_known)
+                    self._evaluate_heads(f"{prefix}/{network.variant}", heads, feats, y_known, None)
 
     def _run_dbpedia(self):
         experiment = self.experiment
@@ -331,16 +374,16 @@ class Runner:
                     key = f"dbpedia-4of{4 + num_unknown}-s{self.seed + trial}-{network.variant}"
                     model = self.train(key, "text_cnn", network.variant, x_train, y_train, split.num_known,
                                        vocab_size=len(vocabulary))
+                    if model is None:
+                        continue
                     arrays = {"train": x_train, "known": x_known}
                     if len(x_unknown):
                         arrays["unknown"] = x_unknown
                     feats = self.features(key, model, arrays)
                     self._closed_set(f"{prefix}/{network.variant}", feats["known"]["logits"], y_known)
                     heads = self.fit_heads(network, feats["train"], y_train, experiment.tail_size_for("text_cnn"))
-                    empty = {k: v[:0] for k, v in feats["known"].items()}
-                    for head, detector in heads.items():
-                        self.evaluate(f"{prefix}/{network.variant}/{head}", detector, feats["known"],
-                                      feats.get("unknown", empty), y_known)
+                    feats.setdefault("unknown", {k: v[:0] for k, v in feats["known"].items()})
+                    self._evaluate_heads(f"{prefix}/{network.variant}", heads, feats, y_known, None)
 
     def _run_runtime(self):
         from keras_crosr.experiments.runtime import measure_runtime
