@@ -139,7 +139,8 @@ def plot_sorted_samples(images, confidence, labels, predictions, unknown_label, 
         ax.add_patch(Rectangle((left - 1, top - 1), width + 1, height + 1, fill=False, edgecolor=color,
                                linewidth=1.5))
     _show_image(ax, mosaic)
-    ax.set_title(f"top {n} of {m} by confidence (red: unknown, cyan: misclassified known)", fontsize=9)
+    shown = f"{n} samples" if n == m else f"top {n} of {m}"
+    ax.set_title(f"{shown} by decreasing confidence (red: unknown, cyan: misclassified known)", fontsize=9)
     return ax
 
 

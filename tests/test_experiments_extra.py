@@ -79,7 +79,7 @@ def test_samples_experiment_draws_each_method(tmp_path, data_dir):
     experiment = dataclasses.replace(
         experiment,
         networks=(Network("mnist_cnn", "dhrnet", RUNTIME_HEADS),),  # one training for the three methods
-        quick=Budget(epochs=2, train=600, test=100),
+        quick=Budget(epochs=2, train=1000, test=100),
         training=dataclasses.replace(experiment.training, batch_size=32),
         tail_size={"mnist_cnn": 5},
     )
@@ -92,8 +92,10 @@ def test_samples_experiment_draws_each_method(tmp_path, data_dir):
         assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 300
         assert f"![{key}]({path})" in text
         record = results[f"samples/{key}"]
-        assert record["known"] == record["unknown"] == 100 and record["top_k"] == 50
-        for fraction in ("top_k_unknown", "top_k_misclassified_known"):
+        assert record["known"] == record["unknown"] == 100 and record["sampled"] == 50
+        assert 0 < record["sampled_unknown"] < 50  # the same random points for every method
+        assert record["sampled_unknown"] == results["samples/mnist_cnn-dhrnet/softmax/omniglot"]["sampled_unknown"]
+        for fraction in ("left_half_unknown", "left_half_misclassified_known"):
             assert 0.0 <= record[fraction] <= 1.0
         # Better than chance: a random order puts half of the unknowns in the top half.
         assert record["top_half_unknown"] < 0.5

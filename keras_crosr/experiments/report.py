@@ -34,13 +34,14 @@ def _outliers(experiment, results):
                               _cell(results.get(f"{network.key}/closed_set_accuracy"), published)])
     sections.append("### Closed-set test accuracy (Table 1)\n\n" + _table(["backbone", "training", "accuracy"],
                                                                           accuracy_rows))
-    published_f1 = paper.TABLE2_MNIST_F1 if experiment.dataset == "mnist" else paper.TABLE3_CIFAR10_F1
+    mnist = experiment.dataset in ("mnist", "sample")
+    published_f1 = paper.TABLE2_MNIST_F1 if mnist else paper.TABLE3_CIFAR10_F1
     for metric, title in (("macro_f1", "Macro-F1 over N+1 classes at threshold 0.5 (Tables 2, 3, 6)"),
                           ("auroc", "AUROC of unknown detection")):
         rows = []
         for network in experiment.networks:
             for head in network.heads:
-                if experiment.dataset == "mnist":
+                if mnist:
                     reference = published_f1.get((network.variant, head)) or paper.TABLE6_MNIST_F1.get(
                         (network.variant, head), {})
                 else:

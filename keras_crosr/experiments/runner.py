@@ -282,8 +282,7 @@ class Runner:
                 self.experiment.dataset, name, seed=self.seed, with_train=False, **self.data
             )
         except (datasets.DatasetNotFoundError, FileNotFoundError) as error:
-            self._problem(f"outlier set {name} skipped: {error}")
-            self.workspace.results.pop(f"unavailable/{name}", None)
+            self._log(f"outlier set {name} skipped: {error}")
             self.workspace.record(f"unavailable/{name}", str(error))
             return None
         x_out = split.x_test_unknown
@@ -332,7 +331,7 @@ class Runner:
                 try:
                     split = protocols.make_class_separation(dataset, trial, **self.data)
                 except (datasets.DatasetNotFoundError, FileNotFoundError) as error:
-                    self._problem(f"class split {dataset} skipped: {error}")
+                    self._log(f"class split {dataset} skipped: {error}")
                     self.workspace.record(f"unavailable/{dataset}", str(error))
                     break
                 keep = _subsample(len(split.x_train), self._limit("train"), self.seed + trial)
@@ -363,7 +362,7 @@ class Runner:
                 if all(self.workspace.has(k) for k in pending):
                     continue
                 split, vocabulary = protocols.make_dbpedia_split(
-                    num_unknown, seed=self.seed + trial, data_dir=self.data["data_dir"]
+                    num_unknown, seed=self.seed + trial, data_dir=self.data["data_dir"], **experiment.data_options
                 )
                 keep = _subsample(len(split.x_train), self._limit("train"), self.seed)
                 x_train, y_train = split.x_train[keep], split.y_train[keep]

@@ -146,6 +146,27 @@ def time_per_image(models, images, warmup=WARMUP_CALLS):
     return {name: (float(np.median(values)), values) for name, values in timings.items()}
 
 
+def _timing_models(runner, pairs, train, fit, num_classes):
+    """``({head: open-set model}, {head: tail size})`` of one backbone's ``(network, head)`` pairs, or None
+    when a training diverged (the runner reports it)."""
+    (x_train, y_train), (x_fit, y_fit) = train, fit
+    models, tails = {}, {}
+    for network in dict.fromkeys(network for network, _ in pairs):
+        model = runner.train(network.key, network.backbone, network.variant, x_train, y_train, num_classes)
+        if model is None:
+            return None
+        if runner.epochs > 0:
+            features = inference_model(model).predict(x_fit, batch_size=100, verbose=0)
+        else:
+            features = fit_readout(model, x_fit, y_fit, num_classes)
+        for head in (h for n, h in pairs if n is network):
+            detector = fit_timing_head(head, features, y_fit, runner.experiment.tail_size_for(network.backbone),
+                                       runner.experiment.alpha)
+            tails[head] = getattr(detector, "tail_size", None)
+            models[head] = build_open_set_model(model, detector, name=f"{network.backbone}_{head}")
+    return models, tails
+
+
 def measure_runtime(runner):
     """Table 7 for the runner's networks: records ``runtime/{backbone}/{head}`` for each backbone not yet done.
 
@@ -179,18 +200,10 @@ def measure_runtime(runner):
     num_classes = 10
     device = device_name()
     for backbone, pairs in pending.items():
-        tail_size = experiment.tail_size_for(backbone)
-        models, tails = {}, {}
-        for network in dict.fromkeys(network for network, _ in pairs):
-            model = runner.train(network.key, backbone, network.variant, x_train, y_train, num_classes)
-            if runner.epochs > 0:
-                features = inference_model(model).predict(x_fit, batch_size=100, verbose=0)
-            else:
-                features = fit_readout(model, x_fit, y_fit, num_classes)
-            for head in (h for n, h in pairs if n is network):
-                detector = fit_timing_head(head, features, y_fit, tail_size, experiment.alpha)
-                tails[head] = getattr(detector, "tail_size", None)
-                models[head] = build_open_set_model(model, detector, name=f"{backbone}_{head}")
+        built = _timing_models(runner, pairs, (x_train, y_train), (x_fit, y_fit), num_classes)
+        if built is None:
+            continue
+        models, tails = built
         runner._log(f"[runtime] timing {', '.join(models)} on {backbone}: {len(x_timed)} images at batch size 1")
         timings = time_per_image(models, x_timed)
         softmax = timings["softmax"][0]

@@ -1,10 +1,11 @@
-"""Figure 6: known test samples and outliers sorted by each method's confidence, the top ones drawn.
+"""Figure 6: a random sample of known test samples and outliers, sorted by each method's confidence.
 
 For every network and head of the experiment and every outlier set, the known test samples and the outliers
 are scored together; the confidence is the largest known-class probability of ``predict_proba`` (the final
-confidence of Eq. 3 for OpenMax / CROSR, the softmax maximum for Softmax). The ``TOP_K`` most confident samples
-are drawn with :func:`keras_crosr.plots.plot_sorted_samples` (unknowns framed red, misclassified knowns cyan)
-into ``figures/samples_{network}_{head}_{outlier}.png``; fewer red frames mean a more robust method.
+confidence of Eq. 3 for OpenMax / CROSR, the softmax maximum for Softmax). As in the paper, ``SAMPLED`` points
+drawn at random (the same points for every method) are sorted by confidence and drawn with
+:func:`keras_crosr.plots.plot_sorted_samples` (unknowns framed red, misclassified knowns cyan) into
+``figures/samples_{network}_{head}_{outlier}.png``; fewer red frames on the left mean a more robust method.
 """
 
 import numpy as np
@@ -13,7 +14,7 @@ from matplotlib.figure import Figure
 from keras_crosr import datasets, plots
 from keras_crosr.experiments.runner import _subsample
 
-TOP_K = 50  # samples drawn per method, in rows of NCOLS
+SAMPLED = 50  # points drawn per figure, in rows of NCOLS
 NCOLS = 10
 
 
@@ -28,10 +29,11 @@ def top_k_composition(confidence, labels, predictions, unknown_label, k):
 
 
 def _save_figure(path, images, confidence, labels, predictions, unknown_label, title):
-    rows = -(-min(TOP_K, len(images)) // NCOLS)
+    rows = -(-len(images) // NCOLS)
     figure = Figure(figsize=(NCOLS * 0.8, rows * 0.8 + 0.6))
     ax = figure.subplots()
-    plots.plot_sorted_samples(images, confidence, labels, predictions, unknown_label, n=TOP_K, ncols=NCOLS, ax=ax)
+    plots.plot_sorted_samples(images, confidence, labels, predictions, unknown_label, n=len(images), ncols=NCOLS,
+                              ax=ax)
     ax.set_title(f"{title}\n{ax.get_title()}", fontsize=9)
     figure.savefig(path, dpi=120, bbox_inches="tight")
 
@@ -40,9 +42,11 @@ def sorted_samples_figure(runner):
     """Trains the runner's networks, fits their heads and draws Fig. 6 per (network, head, outlier set).
 
     Records ``figures`` -> ``{"{network}/{head}/{outlier}": "figures/NAME.png"}`` and, per method,
-    ``samples/{network}/{head}/{outlier}`` -> ``{"top_k", "top_k_unknown", "top_k_misclassified_known",
-    "top_half_unknown", "known", "unknown"}``, where the top half is the ``known`` most confident samples (a
-    perfect method puts no unknown there); a head that cannot be fitted is recorded with its error message.
+    ``samples/{network}/{head}/{outlier}`` -> ``{"sampled", "sampled_unknown", "left_half_unknown",
+    "left_half_misclassified_known", "top_half_unknown", "known", "unknown"}``: ``left_half_*`` are fractions
+    of the more confident half of the drawn sample, ``top_half_unknown`` the fraction of unknowns among the
+    ``known`` most confident of all scored samples (0 for a perfect method, 0.5 for a random order at the
+    paper's 1:1 ratio). A head that cannot be fitted is recorded with its error message.
     """
     experiment = runner.experiment
     pending = [n for n in runner.networks if not all(
@@ -63,6 +67,8 @@ def sorted_samples_figure(runner):
     num_classes = int(y_train.max()) + 1
     for network in pending:
         model = runner.train(network.key, network.backbone, network.variant, x_train, y_train, num_classes)
+        if model is None:  # training diverged; the runner reports it
+            continue
         features = runner.features(network.key, model, {"train": x_train, "test": x_test, **outliers})
         heads = runner.fit_heads(network, features["train"], y_train, experiment.tail_size_for(network.backbone))
         for head, detector in heads.items():
@@ -78,15 +84,20 @@ def sorted_samples_figure(runner):
                 proba = detector.predict_proba(scored)
                 confidence = proba[:, :-1].max(axis=1)
                 predictions = detector.predict(scored)
+                pick = _subsample(len(labels), SAMPLED, runner.seed)
                 filename = f"samples_{network.key}_{head}_{name}.png"
-                _save_figure(runner.workspace.path / "figures" / filename, np.concatenate([x_test, x_out]),
-                             confidence, labels, predictions, num_classes, f"{network.key} + {head}, {name}")
-                top = top_k_composition(confidence, labels, predictions, num_classes, TOP_K)
+                images = np.concatenate([x_test, x_out])[pick]
+                _save_figure(runner.workspace.path / "figures" / filename, images,
+                             confidence[pick], labels[pick], predictions[pick], num_classes,
+                             f"{network.key} + {head}, {name}")
+                left = top_k_composition(confidence[pick], labels[pick], predictions[pick], num_classes,
+                                         len(pick) // 2)
                 half = top_k_composition(confidence, labels, predictions, num_classes, len(x_test))
                 runner.workspace.record(f"samples/{key}", {
-                    "top_k": min(TOP_K, len(labels)),
-                    "top_k_unknown": top["unknown"],
-                    "top_k_misclassified_known": top["misclassified_known"],
+                    "sampled": int(len(pick)),
+                    "sampled_unknown": int(np.sum(labels[pick] == num_classes)),
+                    "left_half_unknown": left["unknown"],
+                    "left_half_misclassified_known": left["misclassified_known"],
                     "top_half_unknown": half["unknown"],
                     "known": int(len(x_test)),
                     "unknown": int(len(x_out)),
@@ -94,5 +105,5 @@ def sorted_samples_figure(runner):
                 figures = dict(runner.workspace.results.get("figures", {}))
                 figures[key] = f"figures/{filename}"
                 runner.workspace.record("figures", figures)
-                runner._log(f"[samples] {key}: {top['unknown']:.0%} unknowns among the top {TOP_K}, "
-                            f"{half['unknown']:.0%} in the top {len(x_test)}")
+                runner._log(f"[samples] {key}: {half['unknown']:.1%} unknowns among the {len(x_test)} most "
+                            "confident samples (0% is perfect, 50% is chance)")

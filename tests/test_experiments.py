@@ -1,0 +1,123 @@
+"""The experiment runner, its report and the CLI, on the embedded sample (no data root needed)."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from keras_crosr import openset
+from keras_crosr.__main__ import main
+from keras_crosr.experiments import EXPERIMENTS, Budget, Network, Runner, Training, get_experiment, make_detector
+from keras_crosr.experiments import report
+
+TINY = dataclasses.replace(
+    get_experiment("quickstart"),
+    networks=(Network("mnist_cnn", "dhrnet", ("softmax", "openmax", "crosr")),),
+    quick=Budget(epochs=2, train=1000, test=100),
+    training=Training(epochs=2, batch_size=32, learning_rate=0.05, dropout=0.1),
+    tail_size={"mnist_cnn": 5},
+)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """One quick run of the quickstart experiment on a tiny budget, shared by the tests below."""
+    path = tmp_path_factory.mktemp("run")
+    runner = Runner(TINY, path, quick=True, verbose=0)
+    return runner, runner.run(), path
+
+
+def test_run_records_every_evaluation(tiny_run):
+    runner, text, path = tiny_run
+    results = json.loads((path / "results.json").read_text())
+    for head in ("softmax", "openmax", "crosr"):
+        for outlier in ("omniglot", "mnist_noise", "noise"):
+            entry = results[f"mnist_cnn-dhrnet/{head}/{outlier}"]
+            assert 0.0 <= entry["macro_f1"] <= 1.0 and 0.0 <= entry["auroc"] <= 1.0
+            assert len(entry["f1_vs_threshold"]) == 21
+    assert 0.0 <= results["mnist_cnn-dhrnet/closed_set_accuracy"] <= 1.0
+    assert results["mnist_cnn-dhrnet/training"]["train_samples"] == 1000
+    assert (path / "networks" / "mnist_cnn-dhrnet.keras").is_file()
+    assert (path / "results.md").read_text() == text
+
+
+def test_report_puts_paper_numbers_beside_ours(tiny_run):
+    _, text, _ = tiny_run
+    crosr_row = next(line for line in text.splitlines() if "| dhrnet | crosr |" in line)
+    assert "(0.793)" in crosr_row and "(0.827)" in crosr_row and "(0.826)" in crosr_row
+    assert "Quick run" in text and "Embedded sample" in text
+
+
+def test_rerun_resumes_without_recomputing(tiny_run, capsys):
+    runner, _, path = tiny_run
+    network = path / "networks" / "mnist_cnn-dhrnet.keras"
+    before = (network.stat().st_mtime_ns, (path / "results.json").read_text())
+    rerun = Runner(TINY, path, quick=True, verbose=1)
+    rerun.run()
+    assert (network.stat().st_mtime_ns, (path / "results.json").read_text()) == before
+    assert "training" not in capsys.readouterr().out
+
+
+def test_interrupted_evaluation_is_filled_in(tiny_run):
+    _, _, path = tiny_run
+    results = json.loads((path / "results.json").read_text())
+    removed = results.pop("mnist_cnn-dhrnet/crosr/noise")
+    (path / "results.json").write_text(json.dumps(results))
+    Runner(TINY, path, quick=True, verbose=0).run()
+    refilled = json.loads((path / "results.json").read_text())["mnist_cnn-dhrnet/crosr/noise"]
+    assert refilled == removed  # same network, same cached features, same detector: same numbers
+
+
+def test_unavailable_data_set_is_reported_and_the_rest_runs(tmp_path, data_dir):
+    experiment = dataclasses.replace(get_experiment("class-split"), trials=1)
+    runner = Runner(experiment, tmp_path, only=["svhn", "cifar+10"], source="local", data_dir=str(data_dir),
+                    verbose=0)
+    text = runner.run()
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert "KERAS_CROSR_DATA" in results["unavailable/svhn"] and "svhn" in results["unavailable/svhn"].lower()
+    assert "unavailable/cifar+10" in results
+    assert "svhn not evaluated" in text
+
+
+def test_make_detector_names():
+    assert isinstance(make_detector("crosr", tail_size=7), openset.CROSR)
+    assert make_detector("openmax", tail_size=7).tail_size == 7
+    assert make_detector("ocsvm").use_latent is False
+    assert make_detector("crosr_isoforest").estimator == "isoforest"
+    with pytest.raises(ValueError, match="unknown head 'svm'"):
+        make_detector("svm")
+
+
+def test_bad_runner_arguments(tmp_path):
+    with pytest.raises(ValueError, match="unknown experiment 'mnist'"):
+        get_experiment("mnist")
+    with pytest.raises(ValueError, match="not among mnist-outliers's evaluations"):
+        Runner("mnist-outliers", tmp_path, only=["lsun_crop"])
+    with pytest.raises(ValueError, match="no network of mnist-outliers matches"):
+        Runner("mnist-outliers", tmp_path, networks=["densenet92-dhrnet"])
+
+
+def test_report_of_class_split_averages_trials():
+    experiment = get_experiment("class-split")
+    results = {f"mnist/trial{t}/dhrnet/crosr": {"auroc": a} for t, a in enumerate([0.9, 0.8])}
+    results["mnist/trial2/dhrnet/crosr"] = {"status": "failed", "message": "diverged"}
+    text = report.render(experiment, results)
+    row = next(line for line in text.splitlines() if line.startswith("| dhrnet | crosr |"))
+    assert f"{np.mean([0.9, 0.8]):.3f} ± {np.std([0.9, 0.8]):.3f} (n=2)" in row
+    assert "mnist/trial2/dhrnet/crosr: diverged" in text
+
+
+def test_cli_list_and_errors(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in EXPERIMENTS)
+    assert main(["run", "no-such-experiment"]) == 2
+    assert "unknown experiment 'no-such-experiment'" in capsys.readouterr().err
+
+
+def test_cli_report_renders_a_results_file(tmp_path, capsys):
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps({"mnist_cnn-dhrnet/crosr/omniglot": {"macro_f1": 0.8}}))
+    assert main(["report", "mnist-outliers", str(path)]) == 0
+    assert "0.800 (0.793)" in capsys.readouterr().out
