@@ -23,7 +23,7 @@ setup(
     ],
     extras_require={
         # libMR does not build under pip's build isolation (its setup.py imports numpy):
-        # install numpy and cython first, then `pip install --no-build-isolation ".[libmr]"`.
+        # install numpy, cython, setuptools and wheel first, then `pip install --no-build-isolation ".[libmr]"`.
         "libmr": ["libmr==0.1.9"],
         "test": ["libmr==0.1.9", "pytest>=7", "nbval>=0.10", "jupyter", "jax>=0.4.30"],
     },
