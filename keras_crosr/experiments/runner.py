@@ -50,7 +50,7 @@ class Workspace:
         os.replace(tmp, self.results_path)
 
 
-def _subsample(n, limit, seed):
+def subsample(n, limit, seed):
     """Indices of ``min(n, limit)`` samples, a seeded permutation prefix (all of them, in order, without limit)."""
     if limit is None or limit >= n:
         return np.arange(n)
@@ -118,17 +118,19 @@ class Runner:
 
     # -- helpers -----------------------------------------------------------------------------------------------
 
-    def _limit(self, kind):
+    def limit(self, kind):
+        """The budget's cap on ``"train"`` or ``"test"`` samples (``None``: all of them)."""
         return None if self.budget is None else getattr(self.budget, kind)
 
-    def _log(self, message):
+    def log(self, message):
+        """Prints a progress message unless ``verbose=0``."""
         if self.verbose:
             print(message, flush=True)
 
     def _problem(self, message):
         """Logs what kept part of the run from finishing; the report lists these under its caveats."""
         self.problems.append(message)
-        self._log(message)
+        self.log(message)
 
     def train(self, key, backbone, variant, x_train, y_train, num_classes, **build_kwargs):
         """The trained network ``key``: loaded when saved by an earlier run, else trained and saved.
@@ -137,7 +139,7 @@ class Runner:
         """
         path = self.workspace.path / "networks" / f"{key}.keras"
         if path.exists():
-            self._log(f"[{key}] reusing trained network {path}")
+            self.log(f"[{key}] reusing trained network {path}")
             return keras.saving.load_model(path, compile=False)
         training = self.experiment.training
         keras.utils.set_random_seed(self.seed)
@@ -156,7 +158,7 @@ class Runner:
             classification_weight=training.classification_weight,
             reconstruction_weight=training.reconstruction_weight,
         )
-        self._log(f"[{key}] training {variant} on {backbone}: {len(x_train)} samples, {self.epochs} epochs")
+        self.log(f"[{key}] training {variant} on {backbone}: {len(x_train)} samples, {self.epochs} epochs")
         start = time.perf_counter()
         if self.epochs > 0:
             backup = keras.callbacks.BackupAndRestore(str(self.workspace.path / "networks" / f"{key}.backup"))
@@ -266,11 +268,12 @@ class Runner:
         getattr(self, f"_run_{self.experiment.kind}")()
         text = report.render(self.experiment, self.workspace.results, quick=self.quick, problems=self.problems)
         (self.workspace.path / "results.md").write_text(text)
-        self._log(f"{self.experiment.name}: done in {time.perf_counter() - start:.0f} s; "
+        self.log(f"{self.experiment.name}: done in {time.perf_counter() - start:.0f} s; "
                   f"results in {self.workspace.path / 'results.md'}")
         return text
 
-    def _load_outliers(self, name, x_test):
+    def load_outliers(self, name, x_test):
+        """The outlier set ``name`` (within the budget), or ``None`` when it is not available: recorded."""
         if self.experiment.dataset == "sample":
             return {
                 "omniglot": lambda: datasets.load_sample()["omniglot"][: len(x_test)],
@@ -282,11 +285,11 @@ class Runner:
                 self.experiment.dataset, name, seed=self.seed, with_train=False, **self.data
             )
         except (datasets.DatasetNotFoundError, FileNotFoundError) as error:
-            self._log(f"outlier set {name} skipped: {error}")
+            self.log(f"outlier set {name} skipped: {error}")
             self.workspace.record(f"unavailable/{name}", str(error))
             return None
         x_out = split.x_test_unknown
-        return x_out[_subsample(len(x_out), self._limit("test"), self.seed + 1)]
+        return x_out[subsample(len(x_out), self.limit("test"), self.seed + 1)]
 
     def _run_outliers(self):
         experiment = self.experiment
@@ -297,11 +300,11 @@ class Runner:
         else:
             x_train, y_train = datasets.LOADERS[experiment.dataset]("train", **self.data)
             x_test, y_test = datasets.LOADERS[experiment.dataset]("test", **self.data)
-        keep = _subsample(len(x_train), self._limit("train"), self.seed)
+        keep = subsample(len(x_train), self.limit("train"), self.seed)
         x_train, y_train = x_train[keep], y_train[keep]
-        keep = _subsample(len(x_test), self._limit("test"), self.seed)
+        keep = subsample(len(x_test), self.limit("test"), self.seed)
         x_test, y_test = x_test[keep], y_test[keep]
-        outliers = {name: self._load_outliers(name, x_test) for name in self.evaluations}
+        outliers = {name: self.load_outliers(name, x_test) for name in self.evaluations}
         outliers = {name: x for name, x in outliers.items() if x is not None}
         num_classes = int(y_train.max()) + 1
         for network in self.networks:
@@ -331,13 +334,13 @@ class Runner:
                 try:
                     split = protocols.make_class_separation(dataset, trial, **self.data)
                 except (datasets.DatasetNotFoundError, FileNotFoundError) as error:
-                    self._log(f"class split {dataset} skipped: {error}")
+                    self.log(f"class split {dataset} skipped: {error}")
                     self.workspace.record(f"unavailable/{dataset}", str(error))
                     break
-                keep = _subsample(len(split.x_train), self._limit("train"), self.seed + trial)
+                keep = subsample(len(split.x_train), self.limit("train"), self.seed + trial)
                 x_train, y_train = split.x_train[keep], split.y_train[keep]
-                keep_k = _subsample(len(split.x_test_known), self._limit("test"), self.seed + trial)
-                keep_u = _subsample(len(split.x_test_unknown), self._limit("test"), self.seed + trial + 1)
+                keep_k = subsample(len(split.x_test_known), self.limit("test"), self.seed + trial)
+                keep_u = subsample(len(split.x_test_unknown), self.limit("test"), self.seed + trial + 1)
                 x_known, y_known = split.x_test_known[keep_k], split.y_test_known[keep_k]
                 x_unknown = split.x_test_unknown[keep_u]
                 backbone = "mnist_cnn" if dataset == "mnist" else "neal_cnn"
@@ -364,11 +367,11 @@ class Runner:
                 split, vocabulary = protocols.make_dbpedia_split(
                     num_unknown, seed=self.seed + trial, data_dir=self.data["data_dir"], **experiment.data_options
                 )
-                keep = _subsample(len(split.x_train), self._limit("train"), self.seed)
+                keep = subsample(len(split.x_train), self.limit("train"), self.seed)
                 x_train, y_train = split.x_train[keep], split.y_train[keep]
-                keep_k = _subsample(len(split.x_test_known), self._limit("test"), self.seed)
+                keep_k = subsample(len(split.x_test_known), self.limit("test"), self.seed)
                 x_known, y_known = split.x_test_known[keep_k], split.y_test_known[keep_k]
-                x_unknown = split.x_test_unknown[_subsample(len(split.x_test_unknown), self._limit("test"), self.seed)]
+                x_unknown = split.x_test_unknown[subsample(len(split.x_test_unknown), self.limit("test"), self.seed)]
                 for network in self.networks:
                     key = f"dbpedia-4of{4 + num_unknown}-s{self.seed + trial}-{network.variant}"
                     model = self.train(key, "text_cnn", network.variant, x_train, y_train, split.num_known,

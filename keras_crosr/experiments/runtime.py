@@ -24,7 +24,7 @@ import numpy as np
 from keras_crosr import datasets
 from keras_crosr.deploy import build_open_set_model
 from keras_crosr.dhrnet import inference_model
-from keras_crosr.experiments.runner import _subsample, make_detector
+from keras_crosr.experiments.runner import subsample, make_detector
 
 FIT_IMAGES = 500  # training images whose features fit the heads (full run; quick: the budget's ``train``)
 TIMED_IMAGES = 300  # test images timed one by one per method (full run; quick: the budget's ``test``)
@@ -184,19 +184,19 @@ def measure_runtime(runner):
                if not all(runner.workspace.has(f"runtime/{b}/{head}") for _, head in pairs)}
     if not pending:
         return
-    n_fit = runner._limit("train") or FIT_IMAGES
-    n_timed = runner._limit("test") or TIMED_IMAGES
+    n_fit = runner.limit("train") or FIT_IMAGES
+    n_timed = runner.limit("test") or TIMED_IMAGES
     load = datasets.load_cifar10
-    x_fit, y_fit = load("train", indices=_subsample(_CIFAR10_SIZES["train"], n_fit, runner.seed), **runner.data)
+    x_fit, y_fit = load("train", indices=subsample(_CIFAR10_SIZES["train"], n_fit, runner.seed), **runner.data)
     if runner.epochs > 0:
-        keep = _subsample(_CIFAR10_SIZES["train"], runner._limit("train"), runner.seed)
+        keep = subsample(_CIFAR10_SIZES["train"], runner.limit("train"), runner.seed)
         x_train, y_train = load("train", indices=keep, **runner.data)
         weights = f"trained for {runner.epochs} epochs on {len(x_train)} images"
     else:
         x_train, y_train = x_fit, y_fit
         weights = ("untrained (the time does not depend on the weights); classifier: least-squares readout on "
                    f"{len(x_fit)} training images")
-    x_timed, _ = load("test", indices=_subsample(_CIFAR10_SIZES["test"], n_timed, runner.seed + 1), **runner.data)
+    x_timed, _ = load("test", indices=subsample(_CIFAR10_SIZES["test"], n_timed, runner.seed + 1), **runner.data)
     num_classes = 10
     device = device_name()
     for backbone, pairs in pending.items():
@@ -204,7 +204,7 @@ def measure_runtime(runner):
         if built is None:
             continue
         models, tails = built
-        runner._log(f"[runtime] timing {', '.join(models)} on {backbone}: {len(x_timed)} images at batch size 1")
+        runner.log(f"[runtime] timing {', '.join(models)} on {backbone}: {len(x_timed)} images at batch size 1")
         timings = time_per_image(models, x_timed)
         softmax = timings["softmax"][0]
         for head, (median, values) in timings.items():
@@ -220,4 +220,4 @@ def measure_runtime(runner):
                 "tail_size": tails[head],
                 "fit_images": int(len(x_fit)),
             })
-            runner._log(f"[runtime] {backbone} {head}: {1000 * median:.2f} ms/image ({median / softmax:.2f}x softmax)")
+            runner.log(f"[runtime] {backbone} {head}: {1000 * median:.2f} ms/image ({median / softmax:.2f}x softmax)")

@@ -12,7 +12,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from keras_crosr import datasets, plots
-from keras_crosr.experiments.runner import _subsample
+from keras_crosr.experiments.runner import subsample
 
 SAMPLED = 50  # points drawn per figure, in rows of NCOLS
 NCOLS = 10
@@ -58,11 +58,11 @@ def sorted_samples_figure(runner):
     load = datasets.LOADERS[experiment.dataset]
     x_train, y_train = load("train", **runner.data)
     x_test, y_test = load("test", **runner.data)
-    keep = _subsample(len(x_train), runner._limit("train"), runner.seed)
+    keep = subsample(len(x_train), runner.limit("train"), runner.seed)
     x_train, y_train = x_train[keep], y_train[keep]
-    keep = _subsample(len(x_test), runner._limit("test"), runner.seed)
+    keep = subsample(len(x_test), runner.limit("test"), runner.seed)
     x_test, y_test = x_test[keep], y_test[keep]
-    outliers = {name: runner._load_outliers(name, x_test) for name in runner.evaluations}
+    outliers = {name: runner.load_outliers(name, x_test) for name in runner.evaluations}
     outliers = {name: x for name, x in outliers.items() if x is not None}
     num_classes = int(y_train.max()) + 1
     for network in pending:
@@ -84,7 +84,7 @@ def sorted_samples_figure(runner):
                 proba = detector.predict_proba(scored)
                 confidence = proba[:, :-1].max(axis=1)
                 predictions = detector.predict(scored)
-                pick = _subsample(len(labels), SAMPLED, runner.seed)
+                pick = subsample(len(labels), SAMPLED, runner.seed)
                 filename = f"samples_{network.key}_{head}_{name}.png"
                 images = np.concatenate([x_test, x_out])[pick]
                 _save_figure(runner.workspace.path / "figures" / filename, images,
@@ -105,5 +105,5 @@ def sorted_samples_figure(runner):
                 figures = dict(runner.workspace.results.get("figures", {}))
                 figures[key] = f"figures/{filename}"
                 runner.workspace.record("figures", figures)
-                runner._log(f"[samples] {key}: {half['unknown']:.1%} unknowns among the {len(x_test)} most "
+                runner.log(f"[samples] {key}: {half['unknown']:.1%} unknowns among the {len(x_test)} most "
                             "confident samples (0% is perfect, 50% is chance)")
