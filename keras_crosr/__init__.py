@@ -20,6 +20,9 @@ from keras_crosr.dhrnet import build_dhrnet
 from keras_crosr.dhrnet import compile_dhrnet
 from keras_crosr.dhrnet import dhrnet_targets
 from keras_crosr.dhrnet import inference_model
+from keras_crosr.distribute import distributed_dataset
+from keras_crosr.distribute import distributed_features
+from keras_crosr.distribute import multi_worker_mirrored_strategy
 from keras_crosr.layers import LateralBottleneck
 from keras_crosr.layers import TopDownCombiner
 from keras_crosr.openset import CROSR

@@ -1,12 +1,12 @@
 """`OpenSetHead`: fit an open-set detector on a trained model's features, as a Keras callback."""
 
 import copy
-import math
 
 import keras
 import numpy as np
 
 from keras_crosr.dhrnet import inference_model
+from keras_crosr.distribute import distributed_features
 from keras_crosr.openset import CROSR, NotFittedError, OpenMax, SoftmaxThreshold
 
 __all__ = ["OpenSetHead"]
@@ -81,6 +81,16 @@ class OpenSetHead(keras.callbacks.Callback):
     def fit(self, model):
         """Extracts the features of `train_data` with `model` and fits the detector. Returns `self`."""
         feature_model = inference_model(model)
+        detector = DETECTORS[self.detector]() if isinstance(self.detector, str) else copy.deepcopy(self.detector)
+        if isinstance(self.train_data, tuple) and len(self.train_data) == 2:
+            # Arrays: one sharded `predict` (splits each batch over a strategy's or a JAX mesh's devices).
+            x, y = self.train_data
+            if len(x) != len(y):
+                raise ValueError(f"`train_data` x and y differ in length: {len(x)} vs {len(y)}.")
+            features = distributed_features(model, x, batch_size=self.batch_size, verbose=self.verbose)
+            detector.fit(self._detector_input(features), _labels(y))
+            self.inference_model_, self.detector_ = feature_model, detector
+            return self
         logits, latent, labels = [], [], []
         batches, n_batches = self._train_batches()
         progbar = keras.utils.Progbar(n_batches, verbose=self.verbose, unit_name="batch")
@@ -98,32 +108,18 @@ class OpenSetHead(keras.callbacks.Callback):
         features = {"logits": np.concatenate(logits)}
         if latent:
             features["latent"] = np.concatenate(latent)
-        detector = DETECTORS[self.detector]() if isinstance(self.detector, str) else copy.deepcopy(self.detector)
         detector.fit(self._detector_input(features), np.concatenate(labels))
         self.inference_model_ = feature_model
         self.detector_ = detector
         return self
 
     def _train_batches(self):
-        """The `(x, y)` batches of `train_data` and their number (None when unknown)."""
-        data = self.train_data
-        if isinstance(data, tuple) and len(data) == 2:
-            x, y = data
-            n = len(y)
-            leaves = keras.tree.flatten(x)
-            if any(len(leaf) != n for leaf in leaves):
-                raise ValueError(f"`train_data` x and y differ in length: {[len(v) for v in leaves]} vs {n}.")
-            starts = range(0, n, self.batch_size)
-            slices = (
-                (keras.tree.map_structure(lambda v, s=s: v[s : s + self.batch_size], x), y[s : s + self.batch_size])
-                for s in starts
-            )
-            return slices, math.ceil(n / self.batch_size)
+        """The `(x, y)` batches of an iterable `train_data` and their number (None when unknown)."""
         try:
-            n_batches = len(data)
+            n_batches = len(self.train_data)
         except TypeError:  # unknown or infinite cardinality
             n_batches = None
-        return iter(data), n_batches
+        return iter(self.train_data), n_batches
 
     @staticmethod
     def _detector_input(features):
@@ -139,8 +135,7 @@ class OpenSetHead(keras.callbacks.Callback):
     def features(self, x):
         """The detector's input for raw inputs `x`: a dict `{"logits", "latent"}` or `(n, N)` logits."""
         self._check_fitted()
-        outputs = self.inference_model_.predict(x, batch_size=self.batch_size, verbose=0)
-        return self._detector_input(outputs)
+        return self._detector_input(distributed_features(self.inference_model_, x, batch_size=self.batch_size))
 
     def predict_proba(self, x):
         """`(n, N + 1)` open-set probabilities of raw inputs `x`, the unknown class last."""

@@ -158,7 +158,7 @@ def _replicas(model):
     return mesh.shape[list(mesh.axis_names).index(distribution.batch_dim_name)]
 
 
-def distributed_features(model, x, *, batch_size=256):
+def distributed_features(model, x, *, batch_size=256, verbose=0):
     """The detector features of ``x``, extracted with ``model.predict`` sharded over the model's devices.
 
     The decoder-free :func:`keras_crosr.inference_model` is built in the model's ``tf.distribute`` strategy scope
@@ -171,6 +171,7 @@ def distributed_features(model, x, *, batch_size=256):
         model: a trained ``build_dhrnet`` model (built under the strategy, or the distribution, to shard).
         x: inputs ``(n, ...)``, or a ``tf.data.Dataset`` of input batches in a fixed order.
         batch_size: global batch size of the extraction (arrays only); a multiple of the number of replicas.
+        verbose: Keras progress bar of ``predict`` (0 = silent, 1 = bar, 2 = one line).
 
     Returns:
         dict ``{"logits": (n, N), "latent": (n, D)}`` (supervised: ``{"logits"}``) of NumPy float32 arrays, the
@@ -186,11 +187,11 @@ def distributed_features(model, x, *, batch_size=256):
     else:
         feature_model = inference_model(model)
     if hasattr(x, "element_spec"):  # a tf.data.Dataset: already batched
-        features = feature_model.predict(x, verbose=0)
+        features = feature_model.predict(x, verbose=verbose)
     else:
         x = np.asarray(x)
         n = len(x)
         padding = np.zeros(((-n) % batch_size,) + x.shape[1:], dtype=x.dtype)
-        features = feature_model.predict(np.concatenate([x, padding]), batch_size=batch_size, verbose=0)
+        features = feature_model.predict(np.concatenate([x, padding]), batch_size=batch_size, verbose=verbose)
         features = {key: value[:n] for key, value in features.items()}
     return {key: np.asarray(value, dtype=np.float32) for key, value in features.items()}

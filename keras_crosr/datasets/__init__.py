@@ -16,6 +16,9 @@ from keras_crosr.datasets.dbpedia import load_dbpedia
 from keras_crosr.datasets.dbpedia import load_dbpedia_text
 from keras_crosr.datasets.dbpedia import tokenize
 from keras_crosr.datasets.embedded import load_sample
+from keras_crosr.datasets.jpeg_pipeline import cifar10_tf_dataset
+from keras_crosr.datasets.jpeg_pipeline import jpeg_archive_dataset
+from keras_crosr.datasets.jpeg_pipeline import tinyimagenet_tf_dataset
 from keras_crosr.datasets.lsun import load_image_folder
 from keras_crosr.datasets.lsun import load_lsun_crop
 from keras_crosr.datasets.lsun import load_lsun_resize
