@@ -23,7 +23,7 @@ def shared_data_dir():
     return None
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def data_dir():
     """Path of the real offline data sets; skips the test with the reason when they are absent."""
     root = shared_data_dir()

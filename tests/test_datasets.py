@@ -9,7 +9,6 @@ import sys
 import numpy as np
 import pytest
 from conftest import REPO_ROOT
-from conftest import shared_data_dir
 from PIL import Image
 
 from keras_crosr import datasets
@@ -22,14 +21,6 @@ from keras_crosr.datasets import tinyimagenet
 
 MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
-
-
-@pytest.fixture(scope="module")
-def real_root():
-    root = shared_data_dir()
-    if root is None:
-        pytest.skip("real data sets not found: set KERAS_CROSR_DATA or place ../shared/data beside the checkout")
-    return root
 
 
 @pytest.fixture(autouse=True)
@@ -326,9 +317,9 @@ def test_tfds_path_with_mock_data(tmp_path):
         _check_images(x, (32, 32, 3), 12)
 
 
-def test_omniglot_tfds_conversion_matches_local_preprocessing(real_root):
+def test_omniglot_tfds_conversion_matches_local_preprocessing(data_dir):
     """The tfds path (105x105 renderings) reproduces the offline 28x28 images exactly."""
-    with np.load(real_root / "omniglot_eval.npz") as z:
+    with np.load(data_dir / "omniglot_eval.npz") as z:
         originals, expected = z["x_test_105"][:40], z["x_test"][:40]
     rendered = np.where(originals, 255, 0).astype(np.uint8)  # tfds: white background, black strokes
     from keras_crosr.datasets.mnist import _omniglot_from_105
@@ -339,66 +330,66 @@ def test_omniglot_tfds_conversion_matches_local_preprocessing(real_root):
 # ---------------------------------------------------------------- real offline files
 
 
-def test_mnist_real(real_root):
-    x_train, y_train = datasets.load_mnist("train", data_dir=real_root)
-    x_test, y_test = datasets.load_mnist("test", source="local", data_dir=real_root)
+def test_mnist_real(data_dir):
+    x_train, y_train = datasets.load_mnist("train", data_dir=data_dir)
+    x_test, y_test = datasets.load_mnist("test", source="local", data_dir=data_dir)
     _check_images(x_train, (28, 28, 1), 60000)
     _check_images(x_test, (28, 28, 1), 10000)
     assert x_train.max() == 1.0
     np.testing.assert_array_equal(np.bincount(y_train), MNIST_TRAIN_COUNTS)
     np.testing.assert_array_equal(np.bincount(y_test), MNIST_TEST_COUNTS)
     np.testing.assert_array_equal(y_train[:10], [5, 0, 4, 1, 9, 2, 1, 3, 1, 4])
-    mnist_noise = datasets.load_mnist_noise(data_dir=real_root)
+    mnist_noise = datasets.load_mnist_noise(data_dir=data_dir)
     np.testing.assert_array_equal(mnist_noise, datasets.make_mnist_noise(x_test, seed=1))
 
 
-def test_omniglot_real(real_root):
-    x = datasets.load_omniglot(data_dir=real_root)
+def test_omniglot_real(data_dir):
+    x = datasets.load_omniglot(data_dir=data_dir)
     _check_images(x, (28, 28, 1), 10000)
-    np.testing.assert_array_equal(x, datasets.load_omniglot(data_dir=real_root))
+    np.testing.assert_array_equal(x, datasets.load_omniglot(data_dir=data_dir))
     assert x.mean() < 0.2 and x.max() == 1.0  # MNIST polarity
-    with np.load(real_root / "omniglot_eval.npz") as z:
+    with np.load(data_dir / "omniglot_eval.npz") as z:
         alphabets = z["y_alphabet"][datasets.mnist.omniglot_indices()]
     assert len(np.unique(alphabets)) == 20
     with pytest.raises(ValueError, match="n must be in"):
-        datasets.load_omniglot(20000, data_dir=real_root)
+        datasets.load_omniglot(20000, data_dir=data_dir)
 
 
-def test_sample_matches_sources_and_rebuilds_identically(real_root, tmp_path):
+def test_sample_matches_sources_and_rebuilds_identically(data_dir, tmp_path):
     out = tmp_path / "sample.npz"
-    make_sample.build_sample(real_root, out)
+    make_sample.build_sample(data_dir, out)
     with np.load(out) as rebuilt, np.load(embedded.SAMPLE_PATH) as shipped:
         for key in shipped.files:
             np.testing.assert_array_equal(rebuilt[key], shipped[key])
-        with np.load(real_root / "mnist.npz") as mnist:
+        with np.load(data_dir / "mnist.npz") as mnist:
             np.testing.assert_array_equal(shipped["x_train"], mnist["x_train"][shipped["train_indices"]])
             np.testing.assert_array_equal(shipped["y_test"], mnist["y_test"][shipped["test_indices"]])
 
 
 @pytest.fixture(scope="module")
-def cifar_test(real_root):
-    return datasets.load_cifar10("test", data_dir=real_root)
+def cifar_test(data_dir):
+    return datasets.load_cifar10("test", data_dir=data_dir)
 
 
-def test_cifar10_real(real_root, cifar_test):
+def test_cifar10_real(data_dir, cifar_test):
     x, y = cifar_test
     _check_images(x, (32, 32, 3), 10000)
     np.testing.assert_array_equal(np.bincount(y), [1000] * 10)
-    train_labels = _images.read_labels(real_root / "cifar10_jpeg.npz", "train", dataset="CIFAR-10")
+    train_labels = _images.read_labels(data_dir / "cifar10_jpeg.npz", "train", dataset="CIFAR-10")
     np.testing.assert_array_equal(np.bincount(train_labels), [5000] * 10)
-    x_sub, y_sub = datasets.load_cifar10("train", indices=np.arange(0, 50000, 500), data_dir=real_root)
+    x_sub, y_sub = datasets.load_cifar10("train", indices=np.arange(0, 50000, 500), data_dir=data_dir)
     _check_images(x_sub, (32, 32, 3), 100)
     np.testing.assert_array_equal(np.bincount(y_sub), [10] * 10)
     # Published CIFAR-10 mean is 125.3/123.0/113.9; the JPEG re-encoding moves it by a few levels.
     np.testing.assert_allclose(x.mean(axis=(0, 1, 2)) * 255, [125.3, 123.0, 113.9], atol=3.0)
 
 
-def test_tinyimagenet_real_and_sorted_wnid_remapping(real_root):
-    wnids = datasets.load_tinyimagenet_wnids(data_dir=real_root)
+def test_tinyimagenet_real_and_sorted_wnid_remapping(data_dir):
+    wnids = datasets.load_tinyimagenet_wnids(data_dir=data_dir)
     assert wnids.shape == (200,) and wnids[0] == "n02124075"
-    val_labels = _images.read_labels(real_root / "tinyimagenet_val.npz", "val", dataset="Tiny ImageNet")
+    val_labels = _images.read_labels(data_dir / "tinyimagenet_val.npz", "val", dataset="Tiny ImageNet")
     np.testing.assert_array_equal(np.bincount(val_labels), [50] * 200)
-    x_val, y_val = datasets.load_tinyimagenet("val", indices=np.arange(0, 10000, 100), data_dir=real_root)
+    x_val, y_val = datasets.load_tinyimagenet("val", indices=np.arange(0, 10000, 100), data_dir=data_dir)
     _check_images(x_val, (64, 64, 3), 100)
     np.testing.assert_array_equal(y_val, val_labels[::100])
     # Sorted-wnid id s names the class wnids[p[s]]: the ImageFolder (sorted folder) order.
@@ -406,22 +397,22 @@ def test_tinyimagenet_real_and_sorted_wnid_remapping(real_root):
     np.testing.assert_array_equal(wnids[p], np.sort(wnids))
     np.testing.assert_array_equal(tinyimagenet.wnids_to_sorted_labels(wnids)[p], np.arange(200))
     s = 108  # first known class of the published trial 0
-    x_sorted, y_sorted = datasets.load_tinyimagenet("train", classes=[s], label_order="sorted", data_dir=real_root)
-    x_wnid, y_wnid = datasets.load_tinyimagenet("train", classes=[p[s]], data_dir=real_root)
+    x_sorted, y_sorted = datasets.load_tinyimagenet("train", classes=[s], label_order="sorted", data_dir=data_dir)
+    x_wnid, y_wnid = datasets.load_tinyimagenet("train", classes=[p[s]], data_dir=data_dir)
     assert len(x_sorted) == 500 and set(y_sorted) == {s} and set(y_wnid) == {p[s]} and p[s] != s
     np.testing.assert_array_equal(x_sorted, x_wnid)
     with pytest.raises(ValueError, match="label_order must be one of"):
-        datasets.load_tinyimagenet("val", label_order="imagefolder", data_dir=real_root)
+        datasets.load_tinyimagenet("val", label_order="imagefolder", data_dir=data_dir)
 
 
-def test_imagenet_crop_resize_real(real_root):
-    path = real_root / "tinyimagenet_test.npz"
+def test_imagenet_crop_resize_real(data_dir):
+    path = data_dir / "tinyimagenet_test.npz"
     with np.load(path) as z:
         offsets, corners, jpeg = z["test_offsets"], z["crop_yx"], z["test_jpeg"]
     assert len(offsets) - 1 == 10000 and corners.min() >= 0 and corners.max() <= 32
     idx = [0, 17, 9999]
-    crop = datasets.load_imagenet_crop(indices=idx, data_dir=real_root)
-    resize = datasets.load_imagenet_resize(indices=idx, data_dir=real_root)
+    crop = datasets.load_imagenet_crop(indices=idx, data_dir=data_dir)
+    resize = datasets.load_imagenet_resize(indices=idx, data_dir=data_dir)
     _check_images(crop, (32, 32, 3), 3)
     _check_images(resize, (32, 32, 3), 3)
     for row, i in enumerate(idx):
@@ -431,8 +422,8 @@ def test_imagenet_crop_resize_real(real_root):
         np.testing.assert_allclose(resize[row].mean(), full.mean() / 255, atol=0.01)
 
 
-def test_dbpedia_subset_real(real_root):
-    (x_train, y_train), (x_test, y_test), vocab = datasets.load_dbpedia(data_dir=real_root)
+def test_dbpedia_subset_real(data_dir):
+    (x_train, y_train), (x_test, y_test), vocab = datasets.load_dbpedia(data_dir=data_dir)
     assert x_train.shape == (5000, 128) and x_test.shape == (5000, 128) and x_train.dtype == np.int32
     for y in (y_train, y_test):
         counts = np.bincount(y, minlength=14)
@@ -443,16 +434,16 @@ def test_dbpedia_subset_real(real_root):
     assert (x_train == dbpedia.OOV_ID).mean() < (x_test == dbpedia.OOV_ID).mean()
 
 
-def test_nothing_written_into_data_dir(real_root, tmp_path):
+def test_nothing_written_into_data_dir(data_dir, tmp_path):
     def snapshot():
-        return sorted((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in real_root.rglob("*"))
+        return sorted((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in data_dir.rglob("*"))
 
     before = snapshot()
-    datasets.load_mnist("test", data_dir=real_root)
-    datasets.load_omniglot(100, data_dir=real_root)
-    datasets.load_cifar10("train", indices=[0, 1], data_dir=real_root)
-    datasets.load_tinyimagenet("train", indices=[0], data_dir=real_root)
-    datasets.load_imagenet_resize(indices=[0], data_dir=real_root)
-    datasets.load_dbpedia(data_dir=real_root)
-    make_sample.build_sample(real_root, tmp_path / "s.npz")
+    datasets.load_mnist("test", data_dir=data_dir)
+    datasets.load_omniglot(100, data_dir=data_dir)
+    datasets.load_cifar10("train", indices=[0, 1], data_dir=data_dir)
+    datasets.load_tinyimagenet("train", indices=[0], data_dir=data_dir)
+    datasets.load_imagenet_resize(indices=[0], data_dir=data_dir)
+    datasets.load_dbpedia(data_dir=data_dir)
+    make_sample.build_sample(data_dir, tmp_path / "s.npz")
     assert snapshot() == before

@@ -4,7 +4,6 @@ import csv
 
 import numpy as np
 import pytest
-from conftest import shared_data_dir
 
 from keras_crosr import datasets
 from keras_crosr import protocols
@@ -12,14 +11,6 @@ from keras_crosr.datasets import tinyimagenet
 
 MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
-
-
-@pytest.fixture(scope="module")
-def real_root():
-    root = shared_data_dir()
-    if root is None:
-        pytest.skip("real data sets not found: set KERAS_CROSR_DATA or place ../shared/data beside the checkout")
-    return root
 
 
 def _toy(n_per_class=5, num_classes=10, seed=0):
@@ -188,8 +179,8 @@ def test_make_outlier_addition_bad_names():
 
 
 @pytest.mark.parametrize("outlier", ["omniglot", "mnist_noise", "noise"])
-def test_mnist_outlier_addition_real(real_root, outlier):
-    split = protocols.make_outlier_addition("mnist", outlier, with_train=False, data_dir=real_root)
+def test_mnist_outlier_addition_real(data_dir, outlier):
+    split = protocols.make_outlier_addition("mnist", outlier, with_train=False, data_dir=data_dir)
     assert split.x_train is None
     assert len(split.x_test_known) == len(split.x_test_unknown) == 10000
     np.testing.assert_array_equal(np.bincount(split.y_test), MNIST_TEST_COUNTS + [10000])
@@ -197,14 +188,14 @@ def test_mnist_outlier_addition_real(real_root, outlier):
     assert split.name == f"mnist vs {outlier}"
 
 
-def test_cifar_outlier_addition_real(real_root):
-    split = protocols.make_outlier_addition("cifar10", "imagenet_crop", with_train=False, data_dir=real_root)
+def test_cifar_outlier_addition_real(data_dir):
+    split = protocols.make_outlier_addition("cifar10", "imagenet_crop", with_train=False, data_dir=data_dir)
     assert len(split.x_test_known) == len(split.x_test_unknown) == 10000
     assert split.x_test.shape == (20000, 32, 32, 3)
 
 
-def test_mnist_class_separation_real(real_root):
-    split = protocols.make_class_separation("mnist", 0, data_dir=real_root)
+def test_mnist_class_separation_real(data_dir):
+    split = protocols.make_class_separation("mnist", 0, data_dir=data_dir)
     counts_train, counts_test = np.array(MNIST_TRAIN_COUNTS), np.array(MNIST_TEST_COUNTS)
     known = [2, 4, 5, 9, 8, 3]
     np.testing.assert_array_equal(np.bincount(split.y_train), counts_train[known])
@@ -212,19 +203,19 @@ def test_mnist_class_separation_real(real_root):
     assert len(split.x_test_unknown) == counts_test[[0, 1, 6, 7]].sum()
 
 
-def test_cifar_plus_needs_cifar100(real_root):
+def test_cifar_plus_needs_cifar100(data_dir):
     with pytest.raises(datasets.DatasetNotFoundError, match="CIFAR-100.*cifar100_jpeg.npz"):
-        protocols.make_class_separation("cifar+10", 0, source="local", data_dir=real_root)
+        protocols.make_class_separation("cifar+10", 0, source="local", data_dir=data_dir)
 
 
-def test_tinyimagenet_class_separation_uses_sorted_wnids(real_root):
-    split = protocols.make_class_separation("tinyimagenet", 0, data_dir=real_root)
+def test_tinyimagenet_class_separation_uses_sorted_wnids(data_dir):
+    split = protocols.make_class_separation("tinyimagenet", 0, data_dir=data_dir)
     assert split.x_train.shape == (10000, 64, 64, 3)
     assert len(split.x_test_known) == 1000 and len(split.x_test_unknown) == 9000
     np.testing.assert_array_equal(np.bincount(split.y_train), [500] * 20)
     # Label 0 is published class 108 in sorted-wnid order, i.e. the archive's class argsort(wnids)[108].
-    wnids = datasets.load_tinyimagenet_wnids(data_dir=real_root)
+    wnids = datasets.load_tinyimagenet_wnids(data_dir=data_dir)
     archive_label = tinyimagenet.sorted_to_wnids_labels(wnids)[108]
     assert np.sort(wnids)[108] == wnids[archive_label]
-    x_val, _ = datasets.load_tinyimagenet("val", classes=[archive_label], data_dir=real_root)
+    x_val, _ = datasets.load_tinyimagenet("val", classes=[archive_label], data_dir=data_dir)
     np.testing.assert_array_equal(split.x_test_known[split.y_test_known == 0], x_val)

@@ -291,21 +291,25 @@ class Runner:
         x_out = split.x_test_unknown
         return x_out[subsample(len(x_out), self.limit("test"), self.seed + 1)]
 
-    def _run_outliers(self):
-        experiment = self.experiment
-        if experiment.dataset == "sample":
+    def load_outlier_benchmark(self):
+        """The outlier-addition data within the budget: ``(x_train, y_train, x_test, y_test, outliers)``, with
+        ``outliers`` a dict of the available outlier sets (the unavailable ones are recorded)."""
+        if self.experiment.dataset == "sample":
             sample = datasets.load_sample()
-            (x_train, y_train), (x_test, y_test) = (sample["x_train"], sample["y_train"]), (sample["x_test"],
-                                                                                            sample["y_test"])
+            x_train, y_train, x_test, y_test = (sample[k] for k in ("x_train", "y_train", "x_test", "y_test"))
         else:
-            x_train, y_train = datasets.LOADERS[experiment.dataset]("train", **self.data)
-            x_test, y_test = datasets.LOADERS[experiment.dataset]("test", **self.data)
+            x_train, y_train = datasets.LOADERS[self.experiment.dataset]("train", **self.data)
+            x_test, y_test = datasets.LOADERS[self.experiment.dataset]("test", **self.data)
         keep = subsample(len(x_train), self.limit("train"), self.seed)
         x_train, y_train = x_train[keep], y_train[keep]
         keep = subsample(len(x_test), self.limit("test"), self.seed)
         x_test, y_test = x_test[keep], y_test[keep]
         outliers = {name: self.load_outliers(name, x_test) for name in self.evaluations}
-        outliers = {name: x for name, x in outliers.items() if x is not None}
+        return x_train, y_train, x_test, y_test, {name: x for name, x in outliers.items() if x is not None}
+
+    def _run_outliers(self):
+        experiment = self.experiment
+        x_train, y_train, x_test, y_test, outliers = self.load_outlier_benchmark()
         num_classes = int(y_train.max()) + 1
         for network in self.networks:
             key = network.key

@@ -11,7 +11,7 @@ drawn at random (the same points for every method) are sorted by confidence and 
 import numpy as np
 from matplotlib.figure import Figure
 
-from keras_crosr import datasets, plots
+from keras_crosr import plots
 from keras_crosr.experiments.runner import subsample
 
 SAMPLED = 50  # points drawn per figure, in rows of NCOLS
@@ -55,15 +55,7 @@ def sorted_samples_figure(runner):
     )]
     if not pending:
         return
-    load = datasets.LOADERS[experiment.dataset]
-    x_train, y_train = load("train", **runner.data)
-    x_test, y_test = load("test", **runner.data)
-    keep = subsample(len(x_train), runner.limit("train"), runner.seed)
-    x_train, y_train = x_train[keep], y_train[keep]
-    keep = subsample(len(x_test), runner.limit("test"), runner.seed)
-    x_test, y_test = x_test[keep], y_test[keep]
-    outliers = {name: runner.load_outliers(name, x_test) for name in runner.evaluations}
-    outliers = {name: x for name, x in outliers.items() if x is not None}
+    x_train, y_train, x_test, y_test, outliers = runner.load_outlier_benchmark()
     num_classes = int(y_train.max()) + 1
     for network in pending:
         model = runner.train(network.key, network.backbone, network.variant, x_train, y_train, num_classes)
