@@ -110,7 +110,7 @@ EXPERIMENTS = {
                 Network("mnist_cnn", "dhrnet", _CROSR_HEADS),
             ),
             evaluations=("omniglot", "mnist_noise", "noise"),
-            training=Training(epochs=4, batch_size=64, learning_rate=0.05),
+            training=Training(epochs=3, batch_size=64, learning_rate=0.01),
             quick=Budget(epochs=1, train=1000, test=500),
             caveats=(
                 "Embedded sample: 5,000 MNIST training digits, 1,000 test digits and 1,000 outliers per set "
@@ -129,7 +129,7 @@ EXPERIMENTS = {
             ),
             evaluations=("omniglot", "mnist_noise", "noise"),
             training=Training(epochs=15, batch_size=128, learning_rate=0.05),
-            quick=Budget(epochs=2, train=6000, test=2000),
+            quick=Budget(epochs=2, train=3000, test=1000),
             caveats=(
                 "Omniglot: 10,000 of the 13,180 evaluation-set characters, resized to 28x28 with Lanczos.",
                 "Noise and MNIST-Noise are synthesized by seed (formulas in keras_crosr.datasets.mnist).",
