@@ -36,6 +36,15 @@ def test_macro_f1_counts_absent_classes_as_zero():
     assert metrics.macro_f1([0, 0, 3], [0, 3, 3], n_classes=3) == pytest.approx((2 / 3 + 2 / 3) / 4)
 
 
+def test_macro_f1_without_unknown_samples_averages_the_known_classes():
+    # Closed-set evaluation (Table 4's 4/4): a rejected known sample is a miss, the unknown column is not averaged.
+    labels, predictions = [0, 0, 1, 1], [0, 2, 1, 1]
+    assert metrics.macro_f1(labels, predictions, n_classes=2) == pytest.approx((2 / 3 + 1.0) / 2)
+    proba = np.array([[0.9, 0.1, 0.0], [0.4, 0.3, 0.3], [0.1, 0.9, 0.0], [0.2, 0.8, 0.0]])
+    curve = metrics.f1_vs_threshold(proba, labels, [0.5, 0.0])
+    np.testing.assert_allclose(curve, [(2 / 3 + 1.0) / 2, 1.0])
+
+
 def test_macro_f1_matches_sklearn():
     rng = np.random.default_rng(0)
     labels, predictions = rng.integers(0, 6, size=(2, 500))
