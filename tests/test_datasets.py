@@ -5,10 +5,10 @@ import io
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO_ROOT
 from PIL import Image
 
 from keras_crosr import datasets
@@ -19,6 +19,7 @@ from keras_crosr.datasets import embedded
 from keras_crosr.datasets import make_sample
 from keras_crosr.datasets import tinyimagenet
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
 MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
