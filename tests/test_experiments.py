@@ -38,6 +38,7 @@ def test_run_records_every_evaluation(tiny_run):
             assert len(entry["f1_vs_threshold"]) == 21
     assert 0.0 <= results["mnist_cnn-dhrnet/closed_set_accuracy"] <= 1.0
     assert results["mnist_cnn-dhrnet/training"]["train_samples"] == 1000
+    assert results["mnist_cnn-dhrnet/training"]["batch_size"] == 32  # TINY's budget keeps the recipe's
     assert (path / "networks" / "mnist_cnn-dhrnet.keras").is_file()
     assert (path / "results.md").read_text() == text
 
@@ -78,6 +79,15 @@ def test_unavailable_data_set_is_reported_and_the_rest_runs(tmp_path, data_dir):
     assert "KERAS_CROSR_DATA" in results["unavailable/svhn"] and "svhn" in results["unavailable/svhn"].lower()
     assert "unavailable/cifar+10" in results
     assert "svhn not evaluated" in text
+
+
+def test_quick_budget_replaces_epochs_and_where_set_batch_size_and_learning_rate(tmp_path):
+    experiment = dataclasses.replace(TINY, quick=Budget(epochs=1, train=10, test=10, batch_size=8, learning_rate=1e-3))
+    quick = Runner(experiment, tmp_path / "quick", quick=True, verbose=0)
+    assert quick.training == dataclasses.replace(TINY.training, epochs=1, batch_size=8, learning_rate=1e-3)
+    assert quick.epochs == 1
+    assert Runner(experiment, tmp_path / "full", verbose=0).training == TINY.training
+    assert Runner(experiment, tmp_path / "cli", quick=True, epochs=4, verbose=0).epochs == 4
 
 
 def test_make_detector_names():

@@ -94,9 +94,8 @@ class Runner:
         self.workspace = Workspace(output_dir)
         self.quick = quick
         self.budget = self.experiment.quick if quick else None
-        self.epochs = epochs if epochs is not None else (
-            self.budget.epochs if quick else self.experiment.training.epochs
-        )
+        self.training = self.budget.apply(self.experiment.training) if quick else self.experiment.training
+        self.epochs = epochs if epochs is not None else self.training.epochs
         self.data = {"source": source, "data_dir": data_dir}
         self.seed = seed
         self.verbose = verbose
@@ -141,7 +140,7 @@ class Runner:
         if path.exists():
             self.log(f"[{key}] reusing trained network {path}")
             return keras.saving.load_model(path, compile=False)
-        training = self.experiment.training
+        training = self.training
         keras.utils.set_random_seed(self.seed)
         model = build_dhrnet(
             backbone, num_classes=num_classes, input_shape=x_train.shape[1:], variant=variant,
@@ -180,6 +179,7 @@ class Runner:
         model.save(path)
         self.workspace.record(f"{key}/training", {
             "backbone": backbone, "variant": variant, "epochs": self.epochs, "train_samples": int(len(x_train)),
+            "batch_size": training.batch_size, "learning_rate": training.learning_rate,
             "wall_time_s": round(time.perf_counter() - start, 1), "backend": keras.backend.backend(),
         })
         return model
