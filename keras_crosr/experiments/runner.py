@@ -50,6 +50,14 @@ class Workspace:
         os.replace(tmp, self.results_path)
 
 
+def warmup_cosine(learning_rate, steps_per_epoch, epochs):
+    """The runner's schedule: linear warm-up from 0 over 10 % of the steps (at most one epoch), then cosine to 0."""
+    warmup = min(steps_per_epoch, max(1, epochs * steps_per_epoch // 10))
+    return keras.optimizers.schedules.CosineDecay(
+        0.0, decay_steps=max(1, epochs * steps_per_epoch - warmup), warmup_target=learning_rate, warmup_steps=warmup
+    )
+
+
 def subsample(n, limit, seed):
     """Indices of ``min(n, limit)`` samples, a seeded permutation prefix (all of them, in order, without limit)."""
     if limit is None or limit >= n:
@@ -147,11 +155,7 @@ class Runner:
             dropout=training.dropout, **build_kwargs,
         )
         steps_per_epoch = int(np.ceil(len(x_train) / training.batch_size))
-        warmup = min(steps_per_epoch, max(1, self.epochs * steps_per_epoch // 10))
-        schedule = keras.optimizers.schedules.CosineDecay(
-            0.0, decay_steps=max(1, self.epochs * steps_per_epoch - warmup), warmup_target=training.learning_rate,
-            warmup_steps=warmup,
-        )
+        schedule = warmup_cosine(training.learning_rate, steps_per_epoch, self.epochs)
         compile_dhrnet(
             model, keras.optimizers.SGD(schedule, momentum=training.momentum),
             classification_weight=training.classification_weight,
