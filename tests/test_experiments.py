@@ -90,6 +90,16 @@ def test_quick_budget_replaces_epochs_and_where_set_batch_size_and_learning_rate
     assert Runner(experiment, tmp_path / "cli", quick=True, epochs=4, verbose=0).epochs == 4
 
 
+def test_quick_budget_trains_its_networks_unless_the_user_names_others(tmp_path, capsys):
+    cifar = get_experiment("cifar10-outliers")
+    quick = Runner(cifar, tmp_path / "quick", quick=True)
+    assert [n.key for n in quick.networks] == list(cifar.quick.networks)
+    assert "name others with --networks (densenet92-supervised, densenet92-dhrnet)" in capsys.readouterr().out
+    chosen = Runner(cifar, tmp_path / "chosen", quick=True, networks=["densenet92-dhrnet"], verbose=0)
+    assert [n.key for n in chosen.networks] == ["densenet92-dhrnet"]
+    assert len(Runner(cifar, tmp_path / "full", verbose=0).networks) == len(cifar.networks)
+
+
 def test_make_detector_names():
     assert isinstance(make_detector("crosr", tail_size=7), openset.CROSR)
     assert make_detector("openmax", tail_size=7).tail_size == 7

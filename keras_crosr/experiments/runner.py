@@ -114,6 +114,11 @@ class Runner:
                 raise ValueError(f"{unknown} not among {self.experiment.name}'s evaluations {list(evaluations)}")
             evaluations = tuple(e for e in evaluations if str(e) in [str(o) for o in only])
         self.evaluations = evaluations
+        if not networks and quick and self.budget.networks:
+            networks = self.budget.networks
+            left_out = [n.key for n in self.experiment.networks if n.key not in networks]
+            if left_out:
+                self.log(f"--quick trains {', '.join(networks)}; name others with --networks ({', '.join(left_out)})")
         self.networks = tuple(
             n for n in self.experiment.networks if not networks or n.key in networks or n.variant in networks
         )
