@@ -88,6 +88,7 @@ def test_quick_budget_replaces_epochs_and_where_set_batch_size_and_learning_rate
     assert quick.epochs == 1
     assert Runner(experiment, tmp_path / "full", verbose=0).training == TINY.training
     assert Runner(experiment, tmp_path / "cli", quick=True, epochs=4, verbose=0).epochs == 4
+    assert str(experiment.quick) == "Budget(epochs=1, train=10, test=10, batch_size=8, learning_rate=0.001)"
 
 
 def test_quick_budget_trains_its_networks_unless_the_user_names_others(tmp_path, capsys):

@@ -47,6 +47,11 @@ class Budget:
     learning_rate: float = None
     networks: tuple = None
 
+    def __str__(self):
+        """``Budget(...)`` with the fields that are set."""
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return f"Budget({', '.join(f'{k}={v!r}' for k, v in values.items() if v is not None)})"
+
     def apply(self, training):
         """``training`` with this budget's epochs and, where set, batch size and learning rate."""
         changes = {"epochs": self.epochs}
