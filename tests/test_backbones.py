@@ -98,8 +98,8 @@ def test_neal_cnn_tiny_imagenet_size():
 
 @pytest.mark.parametrize("name", ["cifar_cnn", "neal_cnn", "densenet92"])
 def test_batch_norm_uses_chainer_defaults(name):
-    # The paper's framework (Chainer) decays the moving statistics by 0.9; Keras' 0.99 leaves a short training
-    # (the quick budgets) classifying near chance in inference mode while it is fine in training mode.
+    # The paper's framework (Chainer) decays the moving statistics by 0.9; with Keras' 0.99 a short training
+    # (the quick budgets) classifies far worse in inference mode than in training mode.
     model = build_dhrnet(get_backbone(name, depth=16) if name == "densenet92" else name, num_classes=4)
     norms = [layer for layer in model.layers if isinstance(layer, layers.BatchNormalization)]
     assert norms and {(layer.momentum, layer.epsilon) for layer in norms} == {(0.9, 2e-5)}
