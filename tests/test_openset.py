@@ -92,6 +92,30 @@ def test_rank_calibration_by_hand():
         np.testing.assert_allclose(wide.predict_proba(np.array([row]))[0], softmax(yhat), rtol=1e-12)
 
 
+def test_a_common_logit_shift_moves_openmax_but_not_its_distances_or_softmax():
+    """Adding c to every logit leaves softmax, the class means' distances and the Weibull fits unchanged, but
+    Eq. 2 weighs the logits themselves: the unknown activation gains c * sum_i CDF_i (what
+    benchmarks/bench_openmax_calibration.py measures on MNIST)."""
+    features, labels = clusters()
+    x = np.array([[0.8, 4.2, 1.2], [0.3, 5.6, 0.4]])  # near class 1: its CDF is strictly inside (0, 1)
+    base, moved = OpenMax(tail_size=10).fit(features, labels), OpenMax(tail_size=10).fit(
+        {**features, "logits": features["logits"] + 2.0}, labels
+    )
+    np.testing.assert_allclose(moved.means_, base.means_ + 2.0, rtol=1e-12)
+    np.testing.assert_allclose(moved.weibull_.scale, base.weibull_.scale, rtol=1e-9)
+    np.testing.assert_allclose(moved.weibull_.shape, base.weibull_.shape, rtol=1e-9)
+    softmax_base = SoftmaxThreshold().fit(features, labels)
+    np.testing.assert_allclose(softmax_base.predict_proba(x + 2.0), softmax_base.predict_proba(x), rtol=1e-12)
+    cdf = np.array([[weibull_cdf(base, c, math.dist(row, base.means_[c])) for c in range(3)] for row in x])
+    assert np.all((cdf[:, 1] > 0.01) & (cdf[:, 1] < 0.99))
+    log_odds = lambda p: np.log(p[:, -1]) - np.log(p[:, 1])  # noqa: E731
+    np.testing.assert_allclose(
+        log_odds(moved.predict_proba(x + 2.0)) - log_odds(base.predict_proba(x)),
+        2.0 * cdf.sum(axis=1) - 2.0 * (1.0 - cdf[:, 1]),
+        rtol=1e-9,
+    )
+
+
 def test_crosr_uses_the_latent_in_the_distance():
     features, labels = clusters()
     detector = CROSR(tail_size=10).fit(features, labels)
