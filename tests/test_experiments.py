@@ -3,6 +3,7 @@
 import dataclasses
 import json
 
+import keras
 import numpy as np
 import pytest
 
@@ -39,6 +40,7 @@ def test_run_records_every_evaluation(tiny_run):
     assert 0.0 <= results["mnist_cnn-dhrnet/closed_set_accuracy"] <= 1.0
     assert results["mnist_cnn-dhrnet/training"]["train_samples"] == 1000
     assert results["mnist_cnn-dhrnet/training"]["batch_size"] == 32  # TINY's budget keeps the recipe's
+    assert results["mnist_cnn-dhrnet/training"]["resumed_at_epoch"] == 0
     assert (path / "networks" / "mnist_cnn-dhrnet.keras").is_file()
     assert (path / "results.md").read_text() == text
 
@@ -58,6 +60,30 @@ def test_rerun_resumes_without_recomputing(tiny_run, capsys):
     rerun.run()
     assert (network.stat().st_mtime_ns, (path / "results.json").read_text()) == before
     assert "training" not in capsys.readouterr().out
+
+
+class Crash(RuntimeError):
+    """Stands in for a crash (power cut, time limit) in the middle of a training."""
+
+
+def test_interrupted_training_resumes_at_its_last_finished_epoch(tmp_path, monkeypatch, capsys):
+    class CrashAfterFirstEpoch(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):  # runs after BackupAndRestore saved this epoch
+            raise Crash(f"crash after epoch {epoch + 1}")
+
+    monkeypatch.setattr(keras.callbacks, "TerminateOnNaN", CrashAfterFirstEpoch)
+    with pytest.raises(Crash, match="after epoch 1"):
+        Runner(TINY, tmp_path, quick=True, verbose=0).run()
+    networks = tmp_path / "networks"
+    assert (networks / "mnist_cnn-dhrnet.backup").is_dir() and not (networks / "mnist_cnn-dhrnet.keras").exists()
+    monkeypatch.undo()
+    capsys.readouterr()
+    text = Runner(TINY, tmp_path, quick=True, verbose=1).run()
+    assert "[mnist_cnn-dhrnet] resumed an interrupted training at epoch 2" in capsys.readouterr().out
+    training = json.loads((tmp_path / "results.json").read_text())["mnist_cnn-dhrnet/training"]
+    assert training["epochs"] == 2 and training["resumed_at_epoch"] == 1
+    assert "2 epochs on 1000 samples, resumed after epoch 1:" in text and "s for the last 1 (" in text
+    assert (networks / "mnist_cnn-dhrnet.keras").is_file() and not (networks / "mnist_cnn-dhrnet.backup").exists()
 
 
 def test_interrupted_evaluation_is_filled_in(tiny_run):

@@ -116,6 +116,17 @@ def _samples(experiment, results):
             + "\n".join(f"![{name}]({path})" for name, path in sorted(figures.items()))]
 
 
+def _training_line(key, record):
+    """``KEY: E epochs on N samples, T s (backend)``; a resumed training says that T covers its last epochs only."""
+    line = f"{key}: {record['epochs']} epochs on {record['train_samples']} samples, "
+    resumed = record.get("resumed_at_epoch", 0)
+    if resumed:
+        line += f"resumed after epoch {resumed}: {record['wall_time_s']} s for the last {record['epochs'] - resumed}"
+    else:
+        line += f"{record['wall_time_s']} s"
+    return line + f" ({record['backend']})"
+
+
 def render(experiment, results, *, quick=False, problems=()):
     """The Markdown report of one run: our number first, the paper's in parentheses."""
     lines = [f"## {experiment.name}: {experiment.reproduces}", ""]
@@ -124,8 +135,7 @@ def render(experiment, results, *, quick=False, problems=()):
     trainings = {k: v for k, v in results.items() if k.endswith("/training")}
     if trainings:
         lines += ["Training: " + "; ".join(
-            f"{k[:-9]}: {v['epochs']} epochs on {v['train_samples']} samples, {v['wall_time_s']} s ({v['backend']})"
-            for k, v in sorted(trainings.items())), ""]
+            _training_line(k[: -len("/training")], v) for k, v in sorted(trainings.items())), ""]
     sections = {"outliers": _outliers, "class_split": _class_split, "dbpedia": _dbpedia, "runtime": _runtime,
                 "samples": _samples}[experiment.kind](experiment, results)
     lines += ["\n\n".join(sections), ""]

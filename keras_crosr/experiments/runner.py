@@ -168,6 +168,7 @@ class Runner:
         )
         self.log(f"[{key}] training {variant} on {backbone}: {len(x_train)} samples, {self.epochs} epochs")
         start = time.perf_counter()
+        first_epoch = 0  # > 0 when BackupAndRestore resumes an interrupted training
         if self.epochs > 0:
             backup = keras.callbacks.BackupAndRestore(str(self.workspace.path / "networks" / f"{key}.backup"))
             history = model.fit(
@@ -181,6 +182,9 @@ class Runner:
                     f"learning rate {training.learning_rate}: lower it in the experiment's Training configuration"
                 )
                 return None
+            first_epoch = history.epoch[0] if history.epoch else self.epochs
+            if first_epoch:
+                self.log(f"[{key}] resumed an interrupted training at epoch {first_epoch + 1}")
         # The finished network is saved without its optimizer state (a fresh, unbuilt optimizer): half the size.
         compile_dhrnet(model, keras.optimizers.SGD(training.learning_rate, momentum=training.momentum),
                        classification_weight=training.classification_weight,
@@ -190,6 +194,7 @@ class Runner:
             "backbone": backbone, "variant": variant, "epochs": self.epochs, "train_samples": int(len(x_train)),
             "batch_size": training.batch_size, "learning_rate": training.learning_rate,
             "wall_time_s": round(time.perf_counter() - start, 1), "backend": keras.backend.backend(),
+            "resumed_at_epoch": first_epoch,  # wall_time_s covers the epochs from here on only
         })
         return model
 
