@@ -79,7 +79,7 @@ def test_interrupted_training_resumes_at_its_last_finished_epoch(tmp_path, monke
     monkeypatch.undo()
     capsys.readouterr()
     text = Runner(TINY, tmp_path, quick=True, verbose=1).run()
-    assert "[mnist_cnn-dhrnet] resumed an interrupted training at epoch 2" in capsys.readouterr().out
+    assert "[mnist_cnn-dhrnet] resumed an interrupted training after its epoch 1" in capsys.readouterr().out
     training = json.loads((tmp_path / "results.json").read_text())["mnist_cnn-dhrnet/training"]
     assert training["epochs"] == 2 and training["resumed_at_epoch"] == 1
     assert "2 epochs on 1000 samples, resumed after epoch 1:" in text and "s for the last 1 (" in text

@@ -184,7 +184,7 @@ class Runner:
                 return None
             first_epoch = history.epoch[0] if history.epoch else self.epochs
             if first_epoch:
-                self.log(f"[{key}] resumed an interrupted training at epoch {first_epoch + 1}")
+                self.log(f"[{key}] resumed an interrupted training after its epoch {first_epoch}")
         # The finished network is saved without its optimizer state (a fresh, unbuilt optimizer): half the size.
         compile_dhrnet(model, keras.optimizers.SGD(training.learning_rate, momentum=training.momentum),
                        classification_weight=training.classification_weight,
