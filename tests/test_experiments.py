@@ -127,6 +127,17 @@ def test_quick_budget_trains_its_networks_unless_the_user_names_others(tmp_path,
     assert len(Runner(cifar, tmp_path / "full", verbose=0).networks) == len(cifar.networks)
 
 
+def test_quick_budget_makes_its_evaluations_unless_the_user_names_others(tmp_path, capsys):
+    split = get_experiment("class-split")
+    quick = Runner(split, tmp_path / "quick", quick=True)
+    assert quick.evaluations == split.quick.evaluations == ("mnist", "cifar10")
+    assert "name others with --only (svhn, cifar+10, cifar+50, tinyimagenet)" in capsys.readouterr().out
+    assert Runner(split, tmp_path / "chosen", quick=True, only=["tinyimagenet"], verbose=0).evaluations == (
+        "tinyimagenet",
+    )
+    assert Runner(split, tmp_path / "full", verbose=0).evaluations == split.evaluations
+
+
 def test_make_detector_names():
     assert isinstance(make_detector("crosr", tail_size=7), openset.CROSR)
     assert make_detector("openmax", tail_size=7).tail_size == 7

@@ -38,6 +38,8 @@ class Budget:
     a few dozen SGD steps at the full recipe's rate can collapse to one class (e.g. MNIST: 48 steps at 0.05).
     ``networks``, where set, are the network keys (``BACKBONE-VARIANT``) a quick run trains unless the user
     names others: a CPU cannot train every backbone within a quick budget (DenseNet-92: ~20 s per SGD step).
+    ``evaluations``, where set, are the evaluations a quick run makes unless the user names others (``only``),
+    for the same reason (Tiny ImageNet's 64x64 images: ~8 minutes per epoch of 3,000 images on 2 CPU cores).
     """
 
     epochs: int
@@ -46,6 +48,7 @@ class Budget:
     batch_size: int = None
     learning_rate: float = None
     networks: tuple = None
+    evaluations: tuple = None
 
     def __str__(self):
         """``Budget(...)`` with the fields that are set."""
@@ -192,7 +195,8 @@ EXPERIMENTS = {
             ),
             evaluations=("mnist", "svhn", "cifar10", "cifar+10", "cifar+50", "tinyimagenet"),
             training=Training(epochs=10, batch_size=128, learning_rate=0.05),
-            quick=Budget(epochs=2, train=3000, test=1000, batch_size=64, learning_rate=0.01),
+            quick=Budget(epochs=2, train=3000, test=1000, batch_size=64, learning_rate=0.01,
+                         evaluations=("mnist", "cifar10")),
             trials=5,
             caveats=(
                 "Splits: the published Neal et al. (2018) class lists (see keras_crosr.protocols).",

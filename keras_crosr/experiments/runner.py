@@ -90,8 +90,10 @@ class Runner:
         quick: use the experiment's reduced ``quick`` budget.
         source, data_dir: where data comes from (see :mod:`keras_crosr.datasets`).
         seed: seed of weights, shuffling, subsampling and synthesized outliers.
-        only: restrict to these evaluations (outlier sets, split names or unknown-class counts).
-        networks: restrict to these networks (keys ``BACKBONE-VARIANT``, or variants).
+        only: restrict to these evaluations (outlier sets, split names or unknown-class counts); a quick run
+            defaults to its budget's ``evaluations``, where set.
+        networks: restrict to these networks (keys ``BACKBONE-VARIANT``, or variants); a quick run defaults to
+            its budget's ``networks``, where set.
         skip_heads: heads not to fit in this run (a later run without them fills them in).
         verbose: Keras verbosity of training and feature extraction.
     """
@@ -108,6 +110,12 @@ class Runner:
         self.seed = seed
         self.verbose = verbose
         evaluations = self.experiment.evaluations
+        if not only and quick and self.budget.evaluations:
+            only = self.budget.evaluations
+            left_out = [str(e) for e in evaluations if e not in only]
+            if left_out:
+                self.log(f"--quick evaluates {', '.join(map(str, only))}; name others with --only "
+                         f"({', '.join(left_out)})")
         if only:
             unknown = [e for e in only if e not in [str(v) for v in evaluations]]
             if unknown:
