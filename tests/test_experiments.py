@@ -136,6 +136,9 @@ def test_quick_budget_makes_its_evaluations_unless_the_user_names_others(tmp_pat
         "tinyimagenet",
     )
     assert Runner(split, tmp_path / "full", verbose=0).evaluations == split.evaluations
+    dbpedia = get_experiment("dbpedia")  # its evaluations are ints: numbers of unknown classes
+    narrowed = dataclasses.replace(dbpedia, quick=dataclasses.replace(dbpedia.quick, evaluations=(4, 0)))
+    assert Runner(narrowed, tmp_path / "dbpedia", quick=True, verbose=0).evaluations == (4, 0)
 
 
 def test_make_detector_names():

@@ -111,10 +111,10 @@ class Runner:
         self.verbose = verbose
         evaluations = self.experiment.evaluations
         if not only and quick and self.budget.evaluations:
-            only = self.budget.evaluations
-            left_out = [str(e) for e in evaluations if e not in only]
+            only = [str(e) for e in self.budget.evaluations]  # as the CLI gives them (DBpedia's are ints)
+            left_out = [str(e) for e in evaluations if str(e) not in only]
             if left_out:
-                self.log(f"--quick evaluates {', '.join(map(str, only))}; name others with --only "
+                self.log(f"--quick evaluates {', '.join(only)}; name others with --only "
                          f"({', '.join(left_out)})")
         if only:
             unknown = [e for e in only if e not in [str(v) for v in evaluations]]
