@@ -11,6 +11,9 @@ of each outlier set and the macro-F1 over 11 classes at threshold 0.5. It measur
 nothing (choosing ``c`` or ``alpha`` on these test outliers would be tuning on the test set).
 
 Input: the runner's feature cache of an ``mnist-outliers`` run (``OUTPUT/features/mnist_cnn-TRAINING.npz``).
+Where the run's trained networks are beside it (``OUTPUT/networks/mnist_cnn-TRAINING.keras``), it also reports
+the class-mean of their last layer's bias and the spread of its kernel's class-mean row, to compare with the
+initial values (bias 0; Glorot-uniform kernel: standard deviation ``sqrt(2 / (fan_in + fan_out) / N)``).
 Writes ``benchmarks/results/openmax_calibration.{json,md}``.
 
     python benchmarks/bench_openmax_calibration.py --features runs/mnist-outliers/features --data-dir ../shared/data
@@ -25,6 +28,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from keras_crosr.datasets import load_mnist  # noqa: E402
@@ -46,6 +50,17 @@ def load_features(path):
     if missing:
         raise ValueError(f"{path} is not an mnist-outliers feature cache: no {sorted(missing)}")
     return features
+
+
+def last_layer_class_means(path):
+    """Class-means of a saved network's ``logits`` layer: the bias's, and the kernel's row `(fan_in,)` summarised."""
+    kernel, bias = keras.saving.load_model(path, compile=False).get_layer("logits").get_weights()
+    fan_in, n_classes = kernel.shape
+    return {
+        "bias_class_mean": float(bias.mean()),
+        "kernel_class_mean_std": float(kernel.mean(axis=1).std()),
+        "glorot_uniform_class_mean_std": float(np.sqrt(2.0 / (fan_in + n_classes) / n_classes)),
+    }
 
 
 def shifted(features, shift):
@@ -82,6 +97,12 @@ def markdown(args, record):
     for network, stats in record["logit_means"].items():
         means = ", ".join(f"{name} {value:+.2f}" for name, value in stats.items())
         lines.append(f"Mean logit of `{network}` per set (the level `c` moves): {means}.")
+    for network, stats in record["last_layer"].items():
+        lines.append(
+            f"Last layer of the saved `{network}`: bias class-mean {stats['bias_class_mean']:.1e} (initially 0), "
+            f"kernel class-mean standard deviation {stats['kernel_class_mean_std']:.4f} (Glorot-uniform initially: "
+            f"{stats['glorot_uniform_class_mean_std']:.4f})."
+        )
     lines += [
         "",
         "| network | head | c | alpha | known accepted | "
@@ -114,10 +135,13 @@ def main():
         "train": load_mnist("train", source="local", data_dir=args.data_dir)[1],
         "known": load_mnist("test", source="local", data_dir=args.data_dir)[1],
     }
-    rows, logit_means = [], {}
+    rows, logit_means, last_layer = [], {}, {}
     for network in args.networks:
         features = load_features(args.features / f"mnist_cnn-{network}.npz")
         logit_means[network] = {name: float(np.mean(f["logits"])) for name, f in features.items()}
+        saved = args.features.parent / "networks" / f"mnist_cnn-{network}.keras"
+        if saved.is_file():
+            last_layer[network] = last_layer_class_means(saved)
         heads = {"openmax": OpenMax}
         if "latent" in features["train"]:
             heads["crosr"] = CROSR
@@ -131,6 +155,7 @@ def main():
         "command": " ".join(sys.argv),
         "seconds": round(time.perf_counter() - start, 1),
         "logit_means": logit_means,
+        "last_layer": last_layer,
         "rows": rows,
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)

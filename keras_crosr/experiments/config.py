@@ -39,7 +39,8 @@ class Budget:
     ``networks``, where set, are the network keys (``BACKBONE-VARIANT``) a quick run trains unless the user
     names others: a CPU cannot train every backbone within a quick budget (DenseNet-92: ~20 s per SGD step).
     ``evaluations``, where set, are the evaluations a quick run makes unless the user names others (``only``),
-    for the same reason (Tiny ImageNet's 64x64 images: ~8 minutes per epoch of 3,000 images on 2 CPU cores).
+    for the same reason (Tiny ImageNet's 64x64 images: 493 s for one epoch of 3,000 images on 2 CPU cores
+    shared with another run).
     """
 
     epochs: int
