@@ -10,7 +10,9 @@ Examples::
 """
 
 import argparse
+import json
 import sys
+from pathlib import Path
 
 from keras_crosr.experiments.config import EXPERIMENTS
 
@@ -30,7 +32,7 @@ def _parser():
         sub.add_argument("--epochs", type=int, default=None, help="override the configured epochs")
         sub.add_argument("--seed", type=int, default=0)
         sub.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2), help="Keras progress bars")
-    run.add_argument("--quick", action="store_true", help="the experiment's reduced budget")
+        sub.add_argument("--quick", action="store_true", help="the experiment's reduced budget")
     run.add_argument("--source", default="auto", choices=("auto", "local", "tfds"), help="where data comes from")
     run.add_argument("--data-dir", default=None, help="local data root (default: $KERAS_CROSR_DATA)")
     run.add_argument("--only", nargs="+", default=None, help="restrict to these evaluations (outlier sets, splits)")
@@ -46,27 +48,45 @@ def main(argv=None):
         for name, experiment in EXPERIMENTS.items():
             print(f"{name:<{width}}  {experiment.reproduces}")
         return 0
-    if args.command == "report":
-        import json
-        from pathlib import Path
-
-        from keras_crosr.experiments import report
-        from keras_crosr.experiments.config import get_experiment
-
-        results = json.loads(Path(args.results).read_text())
-        print(report.render(get_experiment(args.name), results))
-        return 0
-    from keras_crosr.experiments.runner import Runner
-
     name = "quickstart" if args.command == "quickstart" else args.name
     if name not in EXPERIMENTS:
-        print(f"error: unknown experiment {name!r}; available: {', '.join(EXPERIMENTS)}", file=sys.stderr)
-        return 2
-    options = {"epochs": args.epochs, "seed": args.seed, "verbose": args.verbose}
+        return _error(f"unknown experiment {name!r}; available: {', '.join(EXPERIMENTS)}")
+    if args.command == "report":
+        return _report(EXPERIMENTS[name], Path(args.results))
+    from keras_crosr.datasets import DatasetNotFoundError
+    from keras_crosr.experiments.runner import Runner
+
+    options = {"epochs": args.epochs, "seed": args.seed, "verbose": args.verbose, "quick": args.quick}
     if args.command == "run":
-        options.update(quick=args.quick, source=args.source, data_dir=args.data_dir, only=args.only, networks=args.networks,
+        options.update(source=args.source, data_dir=args.data_dir, only=args.only, networks=args.networks,
                        skip_heads=args.skip_heads)
-    print(Runner(name, args.output or f"runs/{name}", **options).run())
+    try:
+        runner = Runner(name, args.output or f"runs/{name}", **options)
+    except ValueError as error:  # bad arguments, or a run directory made with other settings
+        return _error(str(error))
+    try:
+        print(runner.run())
+    except DatasetNotFoundError as error:
+        return _error(str(error))
+    return 0
+
+
+def _error(message):
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def _report(experiment, results_path):
+    """Prints the report of a run's results.json, with the run's settings where its run.json is beside it."""
+    if not results_path.is_file():
+        return _error(f"no results file {results_path}")
+    settings_path = results_path.with_name("run.json")
+    settings = json.loads(settings_path.read_text()) if settings_path.is_file() else None
+    if settings and settings["experiment"] != experiment.name:
+        return _error(f"{results_path} holds a run of {settings['experiment']}, not of {experiment.name}")
+    from keras_crosr.experiments import report
+
+    print(report.render(experiment, json.loads(results_path.read_text()), settings=settings))
     return 0
 
 

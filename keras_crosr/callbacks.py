@@ -34,7 +34,8 @@ class OpenSetHead(keras.callbacks.Callback):
     Used as a callback, it runs at the end of `model.fit`: it extracts the features of `train_data` with
     `keras_crosr.dhrnet.inference_model(model)` (the decoder-free model), batch by batch with a progress
     bar, and fits the detector. `head.fit(model)` does the same on an already trained model. A model without
-    a `"latent"` output (`variant="supervised"`) gives the detector its logits `(n, N)` alone.
+    a `"latent"` output (`variant="supervised"`) gives the detector its logits `(n, N)` alone. A detector that
+    cannot be fitted at the end of `model.fit` raises a `RuntimeError` after training (the network is trained).
 
     Example:
 
@@ -63,6 +64,11 @@ class OpenSetHead(keras.callbacks.Callback):
         if isinstance(detector, str):
             if detector not in DETECTORS:
                 raise ValueError(f"unknown detector {detector!r}; expected one of {sorted(DETECTORS)} or an instance.")
+        elif isinstance(detector, type):
+            raise TypeError(
+                f"`detector` must be a name or a detector instance; got the class {detector.__name__}: "
+                f"pass an instance, e.g. {detector.__name__}()."
+            )
         elif not all(hasattr(detector, method) for method in ("fit", "predict_proba", "decision_function")):
             raise TypeError(
                 "`detector` must be a name or a detector with fit / predict_proba / decision_function; "
@@ -76,7 +82,15 @@ class OpenSetHead(keras.callbacks.Callback):
         self.verbose = verbose
 
     def on_train_end(self, logs=None):
-        self.fit(self.model)
+        try:
+            self.fit(self.model)
+        except Exception as error:
+            raise RuntimeError(
+                "OpenSetHead could not fit its detector at the end of training; the network itself finished "
+                "training and is usable: refit the head with `head.fit(model)`, e.g. after setting "
+                f"`head.detector` to another detector or tail size. The detector's error: {type(error).__name__}: "
+                f"{error}"
+            ) from error
 
     def fit(self, model):
         """Extracts the features of `train_data` with `model` and fits the detector. Returns `self`."""
@@ -84,11 +98,11 @@ class OpenSetHead(keras.callbacks.Callback):
         detector = DETECTORS[self.detector]() if isinstance(self.detector, str) else copy.deepcopy(self.detector)
         if isinstance(self.train_data, tuple) and len(self.train_data) == 2:
             # Arrays: one sharded `predict` (splits each batch over a strategy's or a JAX mesh's devices).
-            x, y = self.train_data
-            if len(x) != len(y):
-                raise ValueError(f"`train_data` x and y differ in length: {len(x)} vs {len(y)}.")
+            x, labels = self.train_data[0], _labels(self.train_data[1])
+            if len(x) != len(labels):
+                raise ValueError(f"`train_data` x and y differ in length: {len(x)} vs {len(labels)}.")
             features = distributed_features(model, x, batch_size=self.batch_size, verbose=self.verbose)
-            detector.fit(self._detector_input(features), _labels(y))
+            detector.fit(self._detector_input(features), labels)
             self.inference_model_, self.detector_ = feature_model, detector
             return self
         logits, latent, labels = [], [], []

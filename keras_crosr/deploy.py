@@ -55,7 +55,8 @@ class OpenSetLayer(keras.layers.Layer):
     W-scores, optional rank calibration `R_alpha`, the calibrated activations of Eq. 2 and a softmax over
     N + 1 classes.
 
-    For float32 accuracy, the W-score `1 - exp(-(t / scale) ** shape)` with
+    The layer computes in float32 (its default `dtype`, also under a mixed-precision policy, whose float16 would
+    change the probabilities). For float32 accuracy, the W-score `1 - exp(-(t / scale) ** shape)` with
     `t = d * sign + translate_amount - small_score` is evaluated as
     `-expm1(-exp(shape * (log1p(u / T) - log1p(e / T))))` with `u = d * sign - small_score`,
     `T = translate_amount` and `e = scale - T` (the weight `weibull_scale_excess`, computed in float64 by
@@ -73,6 +74,7 @@ class OpenSetLayer(keras.layers.Layer):
     """
 
     def __init__(self, n_classes, n_features, use_latent, alpha=None, **kwargs):
+        kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         for value, name in ((n_classes, "n_classes"), (n_features, "n_features")):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -185,7 +187,7 @@ class OpenSetLayer(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="keras_crosr")
 class SoftmaxThresholdLayer(keras.layers.Layer):
-    """`SoftmaxThreshold.predict_proba` as a layer: `softmax(logits)` and a zero unknown column.
+    """`SoftmaxThreshold.predict_proba` as a layer: `softmax(logits)` and a zero unknown column, in float32.
 
     Args:
         n_classes: N, the width of the logits.
@@ -195,6 +197,7 @@ class SoftmaxThresholdLayer(keras.layers.Layer):
     """
 
     def __init__(self, n_classes, **kwargs):
+        kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         if isinstance(n_classes, bool) or not isinstance(n_classes, int) or n_classes < 1:
             raise ValueError(f"`n_classes` must be a positive int; got {n_classes!r}.")

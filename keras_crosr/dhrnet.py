@@ -16,6 +16,8 @@ Training minimises softmax cross entropy + reconstruction loss, weighted 1.0 eac
     features = inference_model(model).predict(x_test)   # {"logits", "latent"}, no decoder
 """
 
+import numbers
+
 import keras
 from keras import layers
 
@@ -26,10 +28,15 @@ VARIANTS = ("dhrnet", "laddernet", "supervised")
 DEFAULT_DROPOUT = 0.25
 
 
+def _is_positive_int(value):
+    """True for Python and NumPy integers above 0; False for bools, floats and everything else."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value > 0
+
+
 def _positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+    if not _is_positive_int(value):
         raise ValueError(f"`{name}` must be a positive integer; received {name}={value!r}.")
-    return value
+    return int(value)
 
 
 def _resolve_backbone(backbone, input_shape, vocab_size, max_length):
@@ -78,11 +85,11 @@ def _resolve_input_shape(backbone, input_shape, max_length):
             f"Backbone {backbone.name!r} takes images of shape (H, W, C), but was given the input_shape {input_shape}"
             + (" (text token ids? use the 'text_cnn' backbone)." if len(input_shape) == 1 else ".")
         )
-    if any(isinstance(d, bool) or not isinstance(d, int) or d <= 0 for d in input_shape):
+    if not all(_is_positive_int(d) for d in input_shape):
         raise ValueError(
             f"input_shape {input_shape} must be fully known positive integers (the decoder needs the sizes)."
         )
-    return input_shape
+    return tuple(int(d) for d in input_shape)
 
 
 def _run(block, x, what, backbone, input_shape):
@@ -139,8 +146,9 @@ def build_dhrnet(
         backbone: a name (``"mnist_cnn"``, ``"cifar_cnn"``, ``"densenet92"``, ``"neal_cnn"``, ``"text_cnn"``),
             a :class:`keras_crosr.backbones.Backbone`, or a list of image stages (Keras layers/blocks; Flatten
             head), see :mod:`keras_crosr.backbones`.
-        num_classes: N, the number of known classes.
-        input_shape: ``(H, W, C)`` for images (default: the backbone's), ``(max_length,)`` for text.
+        num_classes: N, the number of known classes (a Python or NumPy integer).
+        input_shape: ``(H, W, C)`` for images (default: the backbone's), ``(max_length,)`` for text; any sequence
+            or array of Python or NumPy integers, e.g. ``x.shape[1:]``.
         latent_dim: width of each ``z_l`` (default: the backbone's, 32 for images and 25 for text).
         variant: ``"dhrnet"`` (bottleneck laterals), ``"laddernet"`` (identity laterals) or ``"supervised"``
             (classifier only: no laterals, no decoder, output ``logits`` only).
@@ -155,11 +163,11 @@ def build_dhrnet(
     """
     if variant not in VARIANTS:
         raise ValueError(f"Unknown variant {variant!r}; valid variants are {', '.join(VARIANTS)}.")
-    _positive_int(num_classes, "num_classes")
+    num_classes = _positive_int(num_classes, "num_classes")
     if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
         raise ValueError(f"`dropout` must be a rate in [0, 1); received dropout={dropout!r}.")
     if latent_dim is not None:
-        _positive_int(latent_dim, "latent_dim")
+        latent_dim = _positive_int(latent_dim, "latent_dim")
     backbone = _resolve_backbone(backbone, input_shape, vocab_size, max_length)
     input_shape = _resolve_input_shape(backbone, input_shape, max_length)
     latent_dim = backbone.latent_dim if latent_dim is None else latent_dim
@@ -218,11 +226,11 @@ def build_dhrnet(
 
 
 def _output_dict(model):
-    outputs = model.output
+    outputs = getattr(model, "output", None)  # None for a model that was never called (subclassed, Sequential)
     if not isinstance(outputs, dict) or "logits" not in outputs:
         raise ValueError(
-            f"Model {model.name!r} is not a DHRNet: expected dict outputs with a 'logits' key "
-            "(build it with keras_crosr.build_dhrnet)."
+            f"{model!r} is not a DHRNet-style model: expected dict outputs 'logits', 'latent' and "
+            "'reconstruction' ('logits' only for variant='supervised'); build it with keras_crosr.build_dhrnet."
         )
     return outputs
 
@@ -244,8 +252,9 @@ def compile_dhrnet(model, optimizer=None, classification_weight=1.0, reconstruct
             with SGD).
         classification_weight, reconstruction_weight: non-negative loss weights (paper: 1.0 and 1.0).
         **compile_kwargs: passed to ``model.compile``. Keras computes compile ``metrics`` of a dict-output model
-            only when every output has a target, and ``latent`` has none: measure the closed-set accuracy on
-            ``model.predict(x)["logits"]`` instead (or use ``metrics`` with ``variant="supervised"``).
+            only when every output has a target, and ``latent`` has none, so ``metrics`` and ``weighted_metrics``
+            raise a ``ValueError`` except with ``variant="supervised"``: measure the closed-set accuracy on
+            ``model.predict(x)["logits"]`` instead.
 
     Returns:
         The compiled model.
@@ -267,6 +276,14 @@ def compile_dhrnet(model, optimizer=None, classification_weight=1.0, reconstruct
         else:
             loss["reconstruction"] = keras.losses.MeanSquaredError(name="l2")
         loss_weights["reconstruction"] = float(reconstruction_weight)
+    untargeted = sorted(set(outputs) - set(loss))
+    for key in ("metrics", "weighted_metrics"):
+        if untargeted and compile_kwargs.get(key):
+            raise ValueError(
+                f"`{key}` cannot be computed for model {model.name!r}: Keras needs a target for every output and "
+                f"{untargeted} has none. Measure the closed-set accuracy on `model.predict(x)['logits']`, or "
+                "compile a variant='supervised' model."
+            )
     model.compile(optimizer=optimizer, loss=loss, loss_weights=loss_weights, **compile_kwargs)
     return model
 

@@ -158,17 +158,48 @@ def _replicas(model):
     return mesh.shape[list(mesh.axis_names).index(distribution.batch_dim_name)]
 
 
+def _feature_model(model):
+    """``model`` if it is decoder-free already, else its ``inference_model`` (in its strategy scope, TensorFlow)."""
+    outputs = getattr(model, "output", None)  # None for a model never called: inference_model says why
+    if isinstance(outputs, dict) and set(outputs) <= {"logits", "latent"}:
+        return model
+    if keras.backend.backend() == "tensorflow":
+        with model.distribute_strategy.scope():
+            return inference_model(model)
+    return inference_model(model)
+
+
+def _model_input(model, x):
+    """``x`` with ``model``'s input rank, or a ``ValueError`` that names ``x.shape``.
+
+    As Keras does, a channel axis of size 1 is added or dropped: ``(n, 28, 28)`` feeds ``(None, 28, 28, 1)``.
+    Doing it here keeps the rank of every call the same, so that ``predict`` of a reused model never retraces
+    with an unknown rank.
+    """
+    shape, expected = x.shape, tuple(model.inputs[0].shape[1:])
+    if x.ndim == len(expected) and expected[-1:] == (1,):
+        x = x[..., None]
+    elif x.ndim == len(expected) + 2 and shape[-1] == 1:
+        x = x[..., 0]
+    if x.ndim != len(expected) + 1 or any(want is not None and got != want for got, want in zip(x.shape[1:], expected)):
+        raise ValueError(
+            f"`x` must have shape (n, {', '.join(map(str, expected))}) for model {model.name!r}; received {shape}."
+        )
+    return x
+
+
 def distributed_features(model, x, *, batch_size=256, verbose=0):
     """The detector features of ``x``, extracted with ``model.predict`` sharded over the model's devices.
 
     The decoder-free :func:`keras_crosr.inference_model` is built in the model's ``tf.distribute`` strategy scope
     (TensorFlow backend), or runs under the global ``keras.distribution`` (JAX backend), so each batch is split
     among the replicas (and workers) and the rows come back in input order, equal to the single-device features.
-    Arrays are padded with zero rows to whole batches (and the padding's rows dropped), because a JAX mesh only
-    takes batches that split evenly; a dataset's batches must then split evenly themselves.
+    Arrays are padded with zero rows to a multiple of the replicas (and the padding's rows dropped), because a JAX
+    mesh only takes batches that split evenly; a dataset's batches must then split evenly themselves.
 
     Args:
-        model: a trained ``build_dhrnet`` model (built under the strategy, or the distribution, to shard).
+        model: a trained ``build_dhrnet`` model (built under the strategy, or the distribution, to shard), or its
+            ``inference_model``, which is used as it is (no new model is built, so repeated calls trace once).
         x: inputs ``(n, ...)``, or a ``tf.data.Dataset`` of input batches in a fixed order.
         batch_size: global batch size of the extraction (arrays only); a multiple of the number of replicas.
         verbose: Keras progress bar of ``predict`` (0 = silent, 1 = bar, 2 = one line).
@@ -181,17 +212,14 @@ def distributed_features(model, x, *, batch_size=256, verbose=0):
     replicas = _replicas(model)
     if batch_size % replicas:
         raise ValueError(f"`batch_size`={batch_size} must be a multiple of the {replicas} replicas.")
-    if keras.backend.backend() == "tensorflow":
-        with model.distribute_strategy.scope():
-            feature_model = inference_model(model)
-    else:
-        feature_model = inference_model(model)
+    feature_model = _feature_model(model)
     if hasattr(x, "element_spec"):  # a tf.data.Dataset: already batched
         features = feature_model.predict(x, verbose=verbose)
     else:
-        x = np.asarray(x)
+        x = _model_input(feature_model, np.asarray(x))
         n = len(x)
-        padding = np.zeros(((-n) % batch_size,) + x.shape[1:], dtype=x.dtype)
-        features = feature_model.predict(np.concatenate([x, padding]), batch_size=batch_size, verbose=verbose)
+        if n % replicas:  # batch_size is a multiple of replicas: then the last batch splits evenly too
+            x = np.concatenate([x, np.zeros((replicas - n % replicas,) + x.shape[1:], dtype=x.dtype)])
+        features = feature_model.predict(x, batch_size=batch_size, verbose=verbose)
         features = {key: value[:n] for key, value in features.items()}
     return {key: np.asarray(value, dtype=np.float32) for key, value in features.items()}

@@ -15,8 +15,9 @@ MISCLASSIFIED_COLOR = "cyan"  # frames of misclassified known samples (Fig. 6)
 
 
 def _new_axes(ax, figsize):
+    """`ax`, or the axes of a new figure whose constrained layout keeps the labels and title inside it."""
     if ax is None:
-        _, ax = plt.subplots(figsize=figsize)
+        _, ax = plt.subplots(figsize=figsize, layout="constrained")
     return ax
 
 
@@ -125,7 +126,7 @@ def plot_sorted_samples(images, confidence, labels, predictions, unknown_label, 
     height, width, channels = images.shape[1:]
     cell_h, cell_w = height + pad, width + pad
     mosaic = np.ones((nrows * cell_h + pad, min(n, ncols) * cell_w + pad, channels), dtype=np.float32)
-    ax = _new_axes(ax, (min(n, ncols) * 0.8, nrows * 0.8 + 0.4))
+    ax = _new_axes(ax, (max(min(n, ncols), 7) * 0.8, nrows * 0.8 + 0.4))  # at least as wide as the title
     for position, index in enumerate(order):
         top = pad + (position // ncols) * cell_h
         left = pad + (position % ncols) * cell_w
@@ -216,7 +217,7 @@ def plot_reconstructions(x, reconstruction, n=8):
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"`n` must be a positive int; got {n!r}.")
     n = min(n, x.shape[0])
-    figure, axes = plt.subplots(2, n, figsize=(1.2 * n, 2.6), squeeze=False)
+    figure, axes = plt.subplots(2, n, figsize=(1.2 * n, 2.6), squeeze=False, layout="constrained")
     for i in range(n):
         _show_image(axes[0, i], x[i])
         _show_image(axes[1, i], reconstruction[i])

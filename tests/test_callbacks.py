@@ -79,6 +79,41 @@ def test_dataset_with_target_dicts_equals_arrays(data, trained):
     )
 
 
+def test_a_detector_class_is_refused_with_a_hint_at_an_instance(data):
+    with pytest.raises(TypeError, match=r"got the class CROSR: pass an instance, e.g. CROSR\(\)"):
+        OpenSetHead((data["x"], data["y"]), detector=CROSR)
+
+
+def test_tuple_with_the_target_dict_equals_labels(data, trained):
+    model, head = trained
+    from_targets = OpenSetHead((data["x"], dhrnet_targets(data["x"], data["y"])), verbose=0).fit(model)
+    np.testing.assert_allclose(from_targets.detector_.means_, head.detector_.means_, atol=1e-5)
+
+
+def test_predict_methods_reuse_the_fitted_inference_model(data, trained):
+    _, head = trained
+    head.predict_proba(data["x_test"][:1])
+    predict_function = head.inference_model_.predict_function
+    assert predict_function is not None  # the fitted model ran itself, not a copy built for the call
+    for method in (head.predict, head.predict_proba, head.decision_function):
+        method(data["x_test"][:3])
+        assert head.inference_model_.predict_function is predict_function  # traced once, not per call
+    np.testing.assert_array_equal(head.predict(data["x_test"][:, :, :, 0]), head.predict(data["x_test"]))
+    with pytest.raises(ValueError, match=r"shape \(n, 28, 28, 1\).*received \(4, 32, 32, 1\)"):
+        head.predict(np.zeros((4, 32, 32, 1), "float32"))
+
+
+def test_a_detector_failing_at_train_end_says_the_network_is_trained(data):
+    model = compile_dhrnet(build_dhrnet("mnist_cnn", num_classes=3, input_shape=(28, 28, 1)))
+    x, y = data["x"][:48], data["y"][:48] % 3
+    head = OpenSetHead((x, y), detector=CROSR(tail_size=100), verbose=0)
+    with pytest.raises(RuntimeError, match=r"network itself finished training.*head\.fit\(model\)") as info:
+        model.fit(x, dhrnet_targets(x, y), epochs=1, verbose=0, callbacks=[head])
+    assert "needs at least tail_size=100 correctly classified" in str(info.value)  # the detector's own message
+    head.detector = "softmax"
+    assert head.fit(model).predict(x).shape == (48,)
+
+
 def test_progress_bar_follows_verbose(data, trained, capsys):
     model, _ = trained
     OpenSetHead((data["x"], data["y"]), detector="softmax", batch_size=500, verbose=1).fit(model)

@@ -3,6 +3,7 @@
 import csv
 import io
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -118,6 +119,36 @@ def test_auto_without_tfds_installed(tmp_path, monkeypatch):
     monkeypatch.setattr(_source, "_tfds_importable", lambda: False)
     with pytest.raises(datasets.DatasetNotFoundError, match="CIFAR-10.*cifar10_jpeg.npz.*'cifar10'.*not installed"):
         datasets.load_cifar10("test", data_dir=tmp_path)
+
+
+def _fake_tfds_mnist(tfds_name, split, keys):
+    return {"image": np.zeros((3, 28, 28, 1), np.uint8), "label": np.arange(3)}
+
+
+def test_data_root_that_does_not_exist_is_an_error_not_a_download(tmp_path, monkeypatch):
+    def no_tfds(*args):
+        raise AssertionError("tensorflow-datasets must not be called")
+
+    monkeypatch.setattr(_source, "_tfds_importable", lambda: True)
+    monkeypatch.setattr(_source, "tfds_arrays", no_tfds)
+    missing = tmp_path / "typo"
+    for source in ("auto", "local"):
+        with pytest.raises(datasets.DatasetNotFoundError, match=re.escape(f"MNIST: data_dir={missing} is not an")):
+            datasets.load_mnist("test", source=source, data_dir=missing)
+    monkeypatch.setenv(_source.ENV_VAR, str(missing))
+    with pytest.raises(datasets.DatasetNotFoundError, match=re.escape(f"$KERAS_CROSR_DATA={missing} is not an")):
+        datasets.load_mnist("test")
+    # source="tfds" never reads the data root.
+    monkeypatch.setattr(_source, "tfds_arrays", _fake_tfds_mnist)
+    assert datasets.load_mnist("test", source="tfds", data_dir=missing)[0].shape == (3, 28, 28, 1)
+
+
+def test_auto_warns_when_the_data_root_lacks_the_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(_source, "_tfds_importable", lambda: True)
+    monkeypatch.setattr(_source, "tfds_arrays", _fake_tfds_mnist)
+    with pytest.warns(UserWarning, match=re.escape(f"{tmp_path / 'mnist.npz'} not found; loading 'mnist' from")):
+        x, _ = datasets.load_mnist("test", data_dir=tmp_path)
+    assert x.shape == (3, 28, 28, 1)
 
 
 def test_auto_prefers_local_and_env_variable(tmp_path, monkeypatch):
@@ -314,7 +345,8 @@ def test_tfds_path_with_mock_data(tmp_path):
         x = datasets.load_omniglot(10, source="tfds")
         _check_images(x, (28, 28, 1), 10)
         # "auto" falls back to tfds when the local file is absent.
-        x, _ = datasets.load_cifar100("test", data_dir=tmp_path)
+        with pytest.warns(UserWarning, match="cifar100_jpeg.npz not found"):
+            x, _ = datasets.load_cifar100("test", data_dir=tmp_path)
         _check_images(x, (32, 32, 3), 12)
 
 

@@ -200,3 +200,21 @@ def test_build_open_set_model_errors(real):
     fitted = CROSR(tail_size=2).fit(features, labels)
     with pytest.raises(ValueError, match="'latent' output"):
         build_open_set_model(supervised, fitted)
+
+
+def test_open_set_model_outputs_float32_under_mixed_precision():
+    x = np.random.default_rng(0).random((48, 12, 12, 1)).astype("float32")
+    labels = np.arange(48) % 3
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = build_dhrnet("mnist_cnn", num_classes=3, input_shape=(12, 12, 1))
+        features = inference_model(model).predict(x, verbose=0)  # float32 outputs of a float16 network
+        # the untrained network's logits, shifted so that every class has tail_size correctly classified samples
+        separated = {**features, "logits": features["logits"] + 5 * np.eye(3, dtype="float32")[labels]}
+        detector = CROSR(tail_size=5).fit(separated, labels)
+        open_set = build_open_set_model(model, detector)
+        output = open_set.predict(x, verbose=0)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert open_set.get_layer("open_set").compute_dtype == "float32" and output.dtype == np.float32
+    np.testing.assert_allclose(output, detector.predict_proba(features), atol=1e-5, rtol=0)

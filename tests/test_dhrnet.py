@@ -221,6 +221,10 @@ def test_mixed_precision():
         (dict(backbone="mnist_cnn", variant="vae"), r"Unknown variant 'vae'; valid variants are dhrnet, laddernet"),
         (dict(backbone="mnist_cnn", dropout=1.0), r"`dropout` must be a rate in \[0, 1\)"),
         (dict(backbone="mnist_cnn", num_classes=0), r"`num_classes` must be a positive integer"),
+        (dict(backbone="mnist_cnn", num_classes=np.float64(10)), r"`num_classes` must be a positive integer"),
+        (dict(backbone="mnist_cnn", num_classes=np.bool_(True)), r"`num_classes` must be a positive integer"),
+        (dict(backbone="mnist_cnn", input_shape=np.array([28.0, 28.0, 1.0])), r"must be fully known"),
+        (dict(backbone="mnist_cnn", input_shape=(28, 28, True)), r"must be fully known"),
         (dict(backbone="mnist_cnn", input_shape=(2, 2, 1)), r"'mnist_cnn' cannot take input_shape \(2, 2, 1\)"),
         (dict(backbone="mnist_cnn", input_shape=(30, 30, 1)), r"input_shape \(30, 30, 1\).*does not divide"),
         (dict(backbone="mnist_cnn", input_shape=(28, 28)), r"takes images of shape \(H, W, C\)"),
@@ -240,11 +244,34 @@ def test_errors(kwargs, message):
         build_dhrnet(kwargs.pop("backbone"), **kwargs)
 
 
+def test_numpy_integers_are_accepted():
+    shape = np.array([12, 12, 1])
+    model = build_dhrnet("mnist_cnn", num_classes=np.int64(3), input_shape=shape, latent_dim=np.int32(4))
+    assert model.input_shape == (None, 12, 12, 1)
+    assert type(model.get_layer("logits").units) is int and model.output["logits"].shape == (None, 3)
+    text = build_dhrnet("text_cnn", num_classes=np.int64(4), vocab_size=np.int64(VOCAB), input_shape=np.array([LENGTH]))
+    assert text.input_shape == (None, LENGTH)
+
+
 def test_errors_on_non_dhrnet_models():
     inputs = keras.Input((4,))
     plain = keras.Model(inputs, layers.Dense(2)(inputs))
+    sequential = keras.Sequential([keras.Input((4,)), layers.Dense(2)])  # never called: no `output`
     for function in (compile_dhrnet, inference_model):
-        with pytest.raises(ValueError, match="is not a DHRNet"):
-            function(plain)
+        for model in (plain, sequential):
+            with pytest.raises(ValueError, match="is not a DHRNet-style model: expected dict outputs 'logits'"):
+                function(model)
     with pytest.raises(ValueError, match="reconstruction_weight"):
         compile_dhrnet(build_dhrnet("mnist_cnn", num_classes=2), reconstruction_weight=-1)
+
+
+def test_compile_metrics_fail_at_compile_time_unless_supervised():
+    model = build_dhrnet(small_stages(), num_classes=3, input_shape=(8, 8, 1), latent_dim=4)
+    for key in ("metrics", "weighted_metrics"):
+        with pytest.raises(ValueError, match=rf"`{key}` cannot be computed.*\['latent'\] has none"):
+            compile_dhrnet(model, **{key: {"logits": ["accuracy"]}})
+    supervised = build_dhrnet(small_stages(), num_classes=3, input_shape=(8, 8, 1), variant="supervised")
+    compile_dhrnet(supervised, metrics={"logits": ["accuracy"]})
+    x, y = image_data(8, (8, 8, 1), classes=3)
+    logs = supervised.train_on_batch(x, dhrnet_targets(x, y, model=supervised), return_dict=True)
+    assert 0.0 <= logs["accuracy"] <= 1.0

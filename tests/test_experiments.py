@@ -9,6 +9,7 @@ import pytest
 
 from keras_crosr import openset
 from keras_crosr.__main__ import main
+from keras_crosr.dhrnet import build_dhrnet, inference_model
 from keras_crosr.experiments import EXPERIMENTS, Budget, Network, Runner, Training, get_experiment, make_detector
 from keras_crosr.experiments import report
 
@@ -96,6 +97,56 @@ def test_interrupted_evaluation_is_filled_in(tiny_run):
     assert refilled == removed  # same network, same cached features, same detector: same numbers
 
 
+def test_a_failed_head_is_tried_again_and_reported_once(tiny_run):
+    _, _, path = tiny_run
+    results = json.loads((path / "results.json").read_text())
+    kept = {name: results[f"mnist_cnn-dhrnet/openmax/{name}"] for name in ("omniglot", "noise")}
+    for name in kept:
+        results[f"mnist_cnn-dhrnet/openmax/{name}"] = {"status": "failed", "message": "too few samples"}
+    text = report.render(TINY, results)
+    assert text.count("too few samples") == 1
+    assert "- mnist_cnn-dhrnet/openmax (noise, omniglot): too few samples" in text
+    (path / "results.json").write_text(json.dumps(results))
+    Runner(TINY, path, quick=True, verbose=0).run()
+    refilled = json.loads((path / "results.json").read_text())
+    assert {name: refilled[f"mnist_cnn-dhrnet/openmax/{name}"] for name in kept} == kept
+
+
+def test_a_run_directory_is_only_resumed_with_its_own_settings(tiny_run):
+    _, _, path = tiny_run
+    settings = json.loads((path / "run.json").read_text())
+    assert settings["experiment"] == "quickstart" and settings["quick"] is True
+    assert (settings["epochs"], settings["seed"], settings["train"], settings["batch_size"]) == (2, 0, 1000, 32)
+    with pytest.raises(ValueError, match=r"other settings: epochs=2 \(asked: 3\)"):
+        Runner(TINY, path, quick=True, epochs=3)
+    with pytest.raises(ValueError, match=r"seed=0 \(asked: 5\)"):
+        Runner(TINY, path, quick=True, seed=5)
+    with pytest.raises(ValueError, match=r"quick=True \(asked: False\)"):
+        Runner(TINY, path)
+    assert json.loads((path / "run.json").read_text()) == settings
+
+
+def test_a_run_directory_of_an_earlier_version_is_checked_against_its_training_records(tmp_path):
+    record = {"epochs": 15, "batch_size": 128, "learning_rate": 0.05, "train_samples": 60000}
+    (tmp_path / "results.json").write_text(json.dumps({"mnist_cnn-dhrnet/training": record}))
+    with pytest.raises(ValueError, match=r"epochs=15 \(asked: 3\)"):
+        Runner("mnist-outliers", tmp_path, epochs=3)
+    assert Runner("mnist-outliers", tmp_path).epochs == 15  # the configured recipe made it: resumable
+
+
+def test_cached_features_belong_to_the_inputs_they_were_extracted_from(tmp_path):
+    runner = Runner(TINY, tmp_path, quick=True, verbose=0)
+    runner.workspace.open()
+    model = build_dhrnet("mnist_cnn", num_classes=3, variant="dhrnet")
+    rng = np.random.default_rng(0)
+    a, b = (rng.uniform(size=(6, 28, 28, 1)).astype("float32") for _ in range(2))
+    from_a = runner.features("net", model, {"train": a})["train"]
+    from_b = runner.features("net", model, {"train": b})["train"]  # same shape, other images
+    expected = inference_model(model).predict(b, verbose=0)
+    np.testing.assert_allclose(from_b["logits"], expected["logits"], rtol=1e-5, atol=1e-6)
+    assert set(from_b) == {"logits", "latent"} and not np.allclose(from_a["logits"], from_b["logits"])
+
+
 def test_unavailable_data_set_is_reported_and_the_rest_runs(tmp_path, data_dir):
     experiment = dataclasses.replace(get_experiment("class-split"), trials=1)
     runner = Runner(experiment, tmp_path, only=["svhn", "cifar+10"], source="local", data_dir=str(data_dir),
@@ -151,6 +202,12 @@ def test_make_detector_names():
 
 
 def test_bad_runner_arguments(tmp_path):
+    with pytest.raises(ValueError, match="epochs must be a non-negative integer; got -3"):
+        Runner("mnist-outliers", tmp_path, epochs=-3)
+    with pytest.raises(ValueError, match="DBpedia data set is read from local files only"):
+        Runner("dbpedia", tmp_path, source="tfds")
+    with pytest.raises(ValueError, match=r"cannot skip \['crossr'\]: mnist-outliers's heads are"):
+        Runner("mnist-outliers", tmp_path, skip_heads=["crossr"])
     with pytest.raises(ValueError, match="unknown experiment 'mnist'"):
         get_experiment("mnist")
     with pytest.raises(ValueError, match="not among mnist-outliers's evaluations"):
@@ -181,4 +238,31 @@ def test_cli_report_renders_a_results_file(tmp_path, capsys):
     path = tmp_path / "results.json"
     path.write_text(json.dumps({"mnist_cnn-dhrnet/crosr/omniglot": {"macro_f1": 0.8}}))
     assert main(["report", "mnist-outliers", str(path)]) == 0
-    assert "0.800 (0.793)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "0.800 (0.793)" in out and "Quick run" not in out
+
+
+def test_cli_report_uses_the_settings_beside_the_results(tiny_run, capsys):
+    _, _, path = tiny_run
+    assert main(["report", "quickstart", str(path / "results.json")]) == 0
+    out = capsys.readouterr().out
+    assert "**Quick run** (epochs=2, train=1000, test=100, batch_size=32, learning_rate=0.05)" in out
+    assert "mnist_cnn-dhrnet: 2 epochs on 1000 samples" in out
+    assert main(["report", "mnist-outliers", str(path / "results.json")]) == 2
+    assert "holds a run of quickstart, not of mnist-outliers" in capsys.readouterr().err
+    assert main(["report", "mnist-outliers", str(path / "missing.json")]) == 2
+    assert "no results file" in capsys.readouterr().err
+
+
+def test_cli_refuses_bad_arguments_without_leaving_a_directory(tmp_path, capsys):
+    output = tmp_path / "out"
+    assert main(["run", "mnist-outliers", "--epochs", "-3", "--output", str(output)]) == 2
+    assert "epochs must be a non-negative integer" in capsys.readouterr().err
+    assert main(["run", "mnist-outliers", "--only", "omniglott", "--output", str(output)]) == 2
+    assert "'omniglott'] not among" in capsys.readouterr().err
+    empty = tmp_path / "no-data"
+    empty.mkdir()
+    assert main(["run", "mnist-outliers", "--source", "local", "--data-dir", str(empty), "--output", str(output),
+                 "--verbose", "0"]) == 2
+    assert "error:" in capsys.readouterr().err
+    assert not output.exists()

@@ -148,3 +148,25 @@ def test_training_history_plots_losses_only():
     np.testing.assert_array_equal(ax.get_lines()[0].get_xdata(), [1, 2, 3])
     with pytest.raises(ValueError, match="no loss entries"):
         plots.plot_training_history({"accuracy": [0.5]})
+
+
+def _assert_drawn_inside(figure, *texts):
+    figure.canvas.draw()
+    for text in texts:
+        box = text.get_window_extent()
+        inside = np.all(box.min >= figure.bbox.min) and np.all(box.max <= figure.bbox.max)
+        assert inside, f"{text.get_text()!r} at {box.bounds} is cut off by the figure {figure.bbox.bounds}"
+
+
+def test_labels_and_titles_lie_inside_the_figure():
+    ax = plots.plot_weibull_cdf(_fitted(OpenMax)[0], 0)
+    _assert_drawn_inside(ax.figure, ax.xaxis.label, ax.yaxis.label)
+    ax = plots.plot_training_history({"loss": [1.0, 0.5]})
+    _assert_drawn_inside(ax.figure, ax.xaxis.label, ax.yaxis.label)
+    ax = plots.plot_f1_vs_threshold([0.0, 1.0], {"a": [0.2, 0.4]})
+    _assert_drawn_inside(ax.figure, ax.xaxis.label, ax.yaxis.label)
+    images = np.random.default_rng(0).uniform(size=(3, 6, 6)).astype("float32")
+    ax = plots.plot_sorted_samples(images, [0.3, 0.2, 0.1], [0, 1, 2], [0, 1, 2], unknown_label=2)
+    _assert_drawn_inside(ax.figure, ax.title)
+    figure = plots.plot_reconstructions(images[:1], images[:1])
+    _assert_drawn_inside(figure, *(axes.yaxis.label for axes in figure.axes))

@@ -2,11 +2,14 @@
 
 ``source="local"`` reads ``<data_dir>/<file>`` where ``data_dir`` is the argument or ``$KERAS_CROSR_DATA``;
 ``source="tfds"`` loads the tensorflow-datasets build (downloaded by tfds into its own folder, never into
-``data_dir``); ``source="auto"`` takes the local file when it exists and tfds otherwise. ``tensorflow`` and
-``tensorflow_datasets`` are imported only on the tfds path. Loaders only ever read from ``data_dir``.
+``data_dir``); ``source="auto"`` takes the local file when it exists and tfds otherwise. A data root that is set
+(``data_dir=`` or ``$KERAS_CROSR_DATA``) but is not an existing folder is an error for ``"auto"`` and ``"local"``,
+never a reason to go online. ``tensorflow`` and ``tensorflow_datasets`` are imported only on the tfds path. Loaders
+only ever read from ``data_dir``.
 """
 
 import os
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -59,14 +62,25 @@ def resolve(dataset, filename, *, source="auto", data_dir=None, tfds_name=None):
         data_dir: local data root; defaults to ``$KERAS_CROSR_DATA``.
         tfds_name: the tensorflow-datasets name, or ``None`` when tfds does not provide the data set.
 
+    ``"auto"`` goes to tfds quietly when no data root is set, and with a ``UserWarning`` naming the missing file
+    when an existing data root lacks it.
+
     Returns:
         ``("local", path)`` or ``("tfds", tfds_name)``.
 
     Raises:
-        DatasetNotFoundError: when the chosen source cannot serve the data set.
+        DatasetNotFoundError: when the chosen source cannot serve the data set, or when the data root is set but
+            is not an existing folder (``source="auto"`` or ``"local"``).
     """
     _check_source(source)
     root = data_root(data_dir)
+    if source != "tfds" and root is not None and not root.is_dir():
+        origin = "data_dir" if data_dir is not None else f"${ENV_VAR}"
+        online = f", or pass source='tfds' to load {tfds_name!r} from tensorflow-datasets" if tfds_name else ""
+        raise DatasetNotFoundError(
+            f"{dataset}: {origin}={root} is not an existing folder; give the folder holding {filename!r} "
+            f"(layout of shared/data/MANIFEST.md){online}"
+        )
     path = root / filename if root is not None else None
     local_ok = path is not None and path.exists()
     if source == "local" or (source == "auto" and local_ok):
@@ -83,6 +97,12 @@ def resolve(dataset, filename, *, source="auto", data_dir=None, tfds_name=None):
         raise DatasetNotFoundError(
             _missing_message(dataset, filename, root)
             + f"; the tensorflow-datasets fallback ({tfds_name!r}) is not installed"
+        )
+    if source == "auto" and root is not None:
+        warnings.warn(
+            f"{dataset}: {path} not found; loading {tfds_name!r} from tensorflow-datasets instead. Add the file "
+            "(layout of shared/data/MANIFEST.md), or pass source='tfds' to load it online without this warning.",
+            stacklevel=3,
         )
     return "tfds", tfds_name
 

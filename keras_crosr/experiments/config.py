@@ -136,7 +136,8 @@ EXPERIMENTS = {
             ),
             evaluations=("omniglot", "mnist_noise", "noise"),
             training=Training(epochs=3, batch_size=64, learning_rate=0.01),
-            quick=Budget(epochs=1, train=1000, test=500),
+            # 126 steps of 32 digits: 16 steps of 64 (1,000 digits, 1 epoch) left both networks at one class.
+            quick=Budget(epochs=2, train=2000, test=500, batch_size=32),
             caveats=(
                 "Embedded sample: 5,000 MNIST training digits, 1,000 test digits and 1,000 outliers per set "
                 "(the paper: 60,000 / 10,000 / 10,000), so the numbers are indicative only.",

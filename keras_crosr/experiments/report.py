@@ -118,7 +118,8 @@ def _samples(experiment, results):
 
 def _training_line(key, record):
     """``KEY: E epochs on N samples, T s (backend)``; a resumed training says that T covers its last epochs only."""
-    line = f"{key}: {record['epochs']} epochs on {record['train_samples']} samples, "
+    epochs = record["epochs"]
+    line = f"{key}: {epochs} epoch{'' if epochs == 1 else 's'} on {record['train_samples']} samples, "
     resumed = record.get("resumed_at_epoch", 0)
     if resumed:
         line += f"resumed after epoch {resumed}: {record['wall_time_s']} s for the last {record['epochs'] - resumed}"
@@ -127,11 +128,27 @@ def _training_line(key, record):
     return line + f" ({record['backend']})"
 
 
-def render(experiment, results, *, quick=False, problems=()):
-    """The Markdown report of one run: our number first, the paper's in parentheses."""
+def _failures(experiment, results):
+    """``KEY: message`` per failed head; a head of an outlier experiment fails once for all its outlier sets,
+    listed as ``NETWORK/HEAD (set, set): message``."""
+    grouped = {}
+    for key, value in sorted(results.items()):
+        if isinstance(value, dict) and value.get("status") == "failed":
+            head, unknown_set = key.rsplit("/", 1) if experiment.kind == "outliers" else (key, None)
+            grouped.setdefault((head, value["message"]), []).append(unknown_set)
+    return [f"{head} ({', '.join(sets)}): {message}" if sets[0] else f"{head}: {message}"
+            for (head, message), sets in grouped.items()]
+
+
+def render(experiment, results, *, settings=None, problems=()):
+    """The Markdown report of one run: our number first, the paper's in parentheses.
+
+    ``settings``: the run's recorded settings (its ``run.json``), which say whether it was a quick run.
+    """
     lines = [f"## {experiment.name}: {experiment.reproduces}", ""]
-    if quick:
-        lines += [f"**Quick run** ({experiment.quick}): numbers are not comparable with the paper's.", ""]
+    if settings and settings["quick"]:
+        budget = ", ".join(f"{k}={settings[k]}" for k in ("epochs", "train", "test", "batch_size", "learning_rate"))
+        lines += [f"**Quick run** ({budget}): numbers are not comparable with the paper's.", ""]
     trainings = {k: v for k, v in results.items() if k.endswith("/training")}
     if trainings:
         lines += ["Training: " + "; ".join(
@@ -140,10 +157,8 @@ def render(experiment, results, *, quick=False, problems=()):
                 "samples": _samples}[experiment.kind](experiment, results)
     lines += ["\n\n".join(sections), ""]
     unavailable = {k.split("/", 1)[1]: v for k, v in results.items() if k.startswith("unavailable/")}
-    failed = [f"{key}: {value['message']}" for key, value in sorted(results.items())
-              if isinstance(value, dict) and value.get("status") == "failed"]
     notes = [*experiment.caveats, *(f"{name} not evaluated: {why}" for name, why in unavailable.items()),
-             *problems, *failed]
+             *problems, *_failures(experiment, results)]
     if notes:
         lines += ["Caveats:", *[f"- {note}" for note in notes], ""]
     return "\n".join(lines)

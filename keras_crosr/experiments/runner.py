@@ -12,8 +12,12 @@ Running again with the same directory skips every finished evaluation and reuses
 features, so an interrupted run resumes where it stopped; an interrupted training resumes from its last epoch.
 """
 
+import dataclasses
+import hashlib
 import json
+import numbers
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -30,17 +34,53 @@ F1_THRESHOLDS = np.round(np.linspace(0.0, 1.0, 21), 2)
 
 
 class Workspace:
-    """The output directory of one experiment run, with its results store."""
+    """The output directory of one experiment run: its settings, results store, networks, features and figures.
 
-    def __init__(self, path):
+    ``settings`` (what the trained networks and the evaluated samples depend on: experiment, quick budget, seed,
+    epochs, training recipe) are recorded in ``run.json``; reusing the directory with other settings is an error,
+    so that no result of one run is ever passed off as another's.
+    """
+
+    def __init__(self, path, settings):
         self.path = Path(path)
+        self.settings = settings
+        self.results_path = self.path / "results.json"
+        self.settings_path = self.path / "run.json"
+        self.results = json.loads(self.results_path.read_text()) if self.results_path.exists() else {}
+        self._check_settings()
+
+    def _check_settings(self):
+        if self.settings_path.exists():
+            recorded = [json.loads(self.settings_path.read_text())]
+        else:  # a directory of an earlier version: its training records say how its networks were trained
+            recorded = [{"epochs": r["epochs"], "batch_size": r["batch_size"], "learning_rate": r["learning_rate"]}
+                        for key, r in self.results.items() if key.endswith("/training")]
+        differences = sorted({f"{name}={value!r} (asked: {self.settings[name]!r})" for record in recorded
+                              for name, value in record.items() if self.settings.get(name) != value})
+        if differences:
+            raise ValueError(
+                f"{self.path} holds a run made with other settings: {', '.join(differences)}. Rerun with its "
+                "settings to resume it, or choose another output directory."
+            )
+
+    def open(self):
+        """Creates the directory (if needed) and records the settings; returns whether it was created."""
+        created = not self.path.exists()
         for folder in ("networks", "features", "figures"):
             (self.path / folder).mkdir(parents=True, exist_ok=True)
-        self.results_path = self.path / "results.json"
-        self.results = json.loads(self.results_path.read_text()) if self.results_path.exists() else {}
+        if not self.settings_path.exists():
+            self.settings_path.write_text(json.dumps(self.settings, indent=1, sort_keys=True))
+        return created
+
+    def remove_if_empty(self):
+        """Removes the directory when it holds nothing but its settings (a run that stopped before any result)."""
+        if all(p.is_dir() or p == self.settings_path for p in self.path.rglob("*")):
+            shutil.rmtree(self.path)
 
     def has(self, key):
-        return key in self.results
+        """Whether ``key`` is finished; a head that failed is tried again."""
+        value = self.results.get(key)
+        return key in self.results and not (isinstance(value, dict) and value.get("status") == "failed")
 
     def record(self, key, value):
         """Stores one finished result and writes results.json atomically."""
@@ -48,6 +88,14 @@ class Workspace:
         tmp = self.results_path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(self.results, indent=1, sort_keys=True))
         os.replace(tmp, self.results_path)
+
+
+def fingerprint(x):
+    """A digest of an array's shape, dtype and bytes: which inputs cached features belong to."""
+    x = np.ascontiguousarray(x)
+    digest = hashlib.blake2b(f"{x.shape}{x.dtype}".encode(), digest_size=16)
+    digest.update(memoryview(x).cast("B"))
+    return digest.hexdigest()
 
 
 def warmup_cosine(learning_rate, steps_per_epoch, epochs):
@@ -101,11 +149,16 @@ class Runner:
     def __init__(self, experiment, output_dir, *, epochs=None, quick=False, source="auto", data_dir=None, seed=0,
                  only=None, networks=None, skip_heads=(), verbose=1):
         self.experiment = get_experiment(experiment) if isinstance(experiment, str) else experiment
-        self.workspace = Workspace(output_dir)
+        if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral)
+                                   or epochs < 0):
+            raise ValueError(f"epochs must be a non-negative integer; got {epochs!r}")
+        if self.experiment.kind == "dbpedia" and source == "tfds":
+            raise ValueError("the DBpedia data set is read from local files only (data_dir or $KERAS_CROSR_DATA); "
+                             "source='tfds' cannot serve it")
         self.quick = quick
         self.budget = self.experiment.quick if quick else None
         self.training = self.budget.apply(self.experiment.training) if quick else self.experiment.training
-        self.epochs = epochs if epochs is not None else self.training.epochs
+        self.epochs = int(epochs) if epochs is not None else self.training.epochs
         self.data = {"source": source, "data_dir": data_dir}
         self.seed = seed
         self.verbose = verbose
@@ -133,8 +186,20 @@ class Runner:
         if networks and not self.networks:
             keys = [n.key for n in self.experiment.networks]
             raise ValueError(f"no network of {self.experiment.name} matches {list(networks)}; available: {keys}")
+        heads = sorted({h for n in self.experiment.networks for h in n.heads})
+        unknown = [h for h in skip_heads if h not in heads]
+        if unknown:
+            raise ValueError(f"cannot skip {unknown}: {self.experiment.name}'s heads are {heads}")
         self.skip_heads = tuple(skip_heads)
         self.problems = []
+        self.workspace = Workspace(output_dir, self.settings())
+
+    def settings(self):
+        """What the trained networks and the evaluated samples depend on (recorded in the run's ``run.json``)."""
+        training = dataclasses.asdict(self.training)
+        training.pop("epochs")
+        return {"experiment": self.experiment.name, "quick": self.quick, "seed": self.seed, "epochs": self.epochs,
+                "train": self.limit("train"), "test": self.limit("test"), **training}
 
     # -- helpers -----------------------------------------------------------------------------------------------
 
@@ -212,15 +277,24 @@ class Runner:
         cached = dict(np.load(path)) if path.exists() else {}
         extractor = None
         for name, x in arrays.items():
-            if f"{name}/logits" in cached and len(cached[f"{name}/logits"]) == len(x):
+            digest = fingerprint(x)
+            if f"{name}/fingerprint" not in cached and len(cached.get(f"{name}/logits", ())) == len(x) > 0:
+                # Cached by an earlier version, without a fingerprint: the run's recorded settings vouch for it.
+                cached[f"{name}/fingerprint"] = np.array(digest)
+                np.savez(path, **cached)
+            if cached.get(f"{name}/fingerprint") == digest:
                 continue
+            if f"{name}/fingerprint" in cached:
+                self.log(f"[{key}] the {name} inputs differ from those of the cached features: extracting again")
             extractor = extractor or inference_model(model)
             out = extractor.predict(x, batch_size=256, verbose=self.verbose)
             for output, value in out.items():
                 cached[f"{name}/{output}"] = np.asarray(value, dtype=np.float32)
+            cached[f"{name}/fingerprint"] = np.array(digest)
             np.savez(path, **cached)
         return {
-            name: {k.split("/", 1)[1]: v for k, v in cached.items() if k.split("/", 1)[0] == name}
+            name: {k.split("/", 1)[1]: v for k, v in cached.items()
+                   if k.split("/", 1)[0] == name and not k.endswith("/fingerprint")}
             for name in arrays
         }
 
@@ -232,8 +306,8 @@ class Runner:
             detector = make_detector(head, tail_size=tail_size, alpha=self.experiment.alpha, seed=self.seed)
             try:
                 fitted[head] = detector.fit(features, labels)
-            except ValueError as error:
-                self._problem(f"[{network.key}] head {head} not fitted: {error}")
+            except ValueError as error:  # recorded as failed (the report lists it); a rerun tries again
+                self.log(f"[{network.key}] head {head} not fitted: {error}")
                 fitted[head] = error
         return fitted
 
@@ -287,8 +361,15 @@ class Runner:
     def run(self):
         """Runs the experiment, writes results.json and results.md, and returns the Markdown report."""
         start = time.perf_counter()
-        getattr(self, f"_run_{self.experiment.kind}")()
-        text = report.render(self.experiment, self.workspace.results, quick=self.quick, problems=self.problems)
+        created = self.workspace.open()
+        try:
+            getattr(self, f"_run_{self.experiment.kind}")()
+        except BaseException:
+            if created:
+                self.workspace.remove_if_empty()
+            raise
+        text = report.render(self.experiment, self.workspace.results, settings=self.workspace.settings,
+                             problems=self.problems)
         (self.workspace.path / "results.md").write_text(text)
         self.log(f"{self.experiment.name}: done in {time.perf_counter() - start:.0f} s; "
                   f"results in {self.workspace.path / 'results.md'}")
