@@ -170,7 +170,7 @@ def _feature_model(model):
 
 
 def _model_input(model, x):
-    """``x`` with ``model``'s input rank, or a ``ValueError`` that names ``x.shape``.
+    """``x`` with ``model``'s input rank, or a ``ValueError`` that names ``x.shape`` (or the non-finite values).
 
     As Keras does, a channel axis of size 1 is added or dropped: ``(n, 28, 28)`` feeds ``(None, 28, 28, 1)``.
     Doing it here keeps the rank of every call the same, so that ``predict`` of a reused model never retraces
@@ -185,6 +185,8 @@ def _model_input(model, x):
         raise ValueError(
             f"`x` must have shape (n, {', '.join(map(str, expected))}) for model {model.name!r}; received {shape}."
         )
+    if np.issubdtype(x.dtype, np.floating) and not np.all(np.isfinite(x)):
+        raise ValueError(f"`x` holds {np.size(x) - np.count_nonzero(np.isfinite(x))} NaN or infinite values.")
     return x
 
 

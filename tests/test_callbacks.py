@@ -101,6 +101,10 @@ def test_predict_methods_reuse_the_fitted_inference_model(data, trained):
     np.testing.assert_array_equal(head.predict(data["x_test"][:, :, :, 0]), head.predict(data["x_test"]))
     with pytest.raises(ValueError, match=r"shape \(n, 28, 28, 1\).*received \(4, 32, 32, 1\)"):
         head.predict(np.zeros((4, 32, 32, 1), "float32"))
+    corrupted = data["x_test"][:4].copy()
+    corrupted[1, 3, 3, 0] = np.nan
+    with pytest.raises(ValueError, match="holds 1 NaN or infinite values"):
+        head.predict(corrupted)
 
 
 def test_a_detector_failing_at_train_end_says_the_network_is_trained(data):
