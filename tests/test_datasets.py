@@ -350,6 +350,18 @@ def test_tfds_path_with_mock_data(tmp_path):
         _check_images(x, (32, 32, 3), 12)
 
 
+def test_tfds_that_cannot_load_is_a_missing_data_set(monkeypatch):
+    tfds = pytest.importorskip("tensorflow_datasets")
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("no network")
+
+    monkeypatch.setattr(tfds, "load", offline)
+    with pytest.raises(datasets.DatasetNotFoundError, match=r"could not load 'svhn_cropped' \(ConnectionError: "
+                                                            r"no network\); without a network, give the local file"):
+        datasets.load_svhn("test", source="tfds")
+
+
 def test_omniglot_tfds_conversion_matches_local_preprocessing(data_dir):
     """The tfds path (105x105 renderings) reproduces the offline 28x28 images exactly."""
     with np.load(data_dir / "omniglot_eval.npz") as z:

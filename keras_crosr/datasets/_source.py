@@ -133,6 +133,9 @@ def tfds_arrays(tfds_name, split, keys):
 
     Returns:
         dict mapping each feature key to the concatenated numpy array.
+
+    Raises:
+        DatasetNotFoundError: when tensorflow-datasets cannot load it (offline, say).
     """
     try:
         import tensorflow_datasets as tfds
@@ -140,7 +143,13 @@ def tfds_arrays(tfds_name, split, keys):
         raise ImportError(
             f"source='tfds' needs tensorflow-datasets (pip install tensorflow-datasets) to load {tfds_name!r}"
         ) from err
-    ds = tfds.load(tfds_name, split=split, shuffle_files=False)
+    try:
+        ds = tfds.load(tfds_name, split=split, shuffle_files=False)
+    except Exception as err:  # tfds raises network, download and import errors of many kinds
+        raise DatasetNotFoundError(
+            f"tensorflow-datasets could not load {tfds_name!r} ({type(err).__name__}: {err}); without a network, "
+            f"give the local file instead (data_dir= or ${ENV_VAR}, layout of shared/data/MANIFEST.md)"
+        ) from err
     chunks = {k: [] for k in keys}
     for batch in tfds.as_numpy(ds.batch(1024)):
         for k in keys:
