@@ -132,6 +132,11 @@ def test_a_run_directory_of_an_earlier_version_is_checked_against_its_training_r
     with pytest.raises(ValueError, match=r"epochs=15 \(asked: 3\)"):
         Runner("mnist-outliers", tmp_path, epochs=3)
     assert Runner("mnist-outliers", tmp_path).epochs == 15  # the configured recipe made it: resumable
+    oldest = {"mnist_cnn-supervised/training": {"epochs": 15, "train_samples": 60000}}  # no batch size, rate
+    (tmp_path / "results.json").write_text(json.dumps(oldest))
+    assert Runner("mnist-outliers", tmp_path).epochs == 15
+    with pytest.raises(ValueError, match=r"epochs=15 \(asked: 3\)"):
+        Runner("mnist-outliers", tmp_path, epochs=3)
 
 
 def test_cached_features_belong_to_the_inputs_they_were_extracted_from(tmp_path):

@@ -53,7 +53,7 @@ class Workspace:
         if self.settings_path.exists():
             recorded = [json.loads(self.settings_path.read_text())]
         else:  # a directory of an earlier version: its training records say how its networks were trained
-            recorded = [{"epochs": r["epochs"], "batch_size": r["batch_size"], "learning_rate": r["learning_rate"]}
+            recorded = [{k: r[k] for k in ("epochs", "batch_size", "learning_rate") if k in r}
                         for key, r in self.results.items() if key.endswith("/training")]
         differences = sorted({f"{name}={value!r} (asked: {self.settings[name]!r})" for record in recorded
                               for name, value in record.items() if self.settings.get(name) != value})
