@@ -107,3 +107,29 @@ def test_samples_experiment_draws_each_method(tmp_path, data_dir, capsys):
     assert again.workspace.results == results
     output = capsys.readouterr().out
     assert "[samples]" not in output and "[mnist_cnn-dhrnet]" not in output  # nothing re-trained or re-drawn
+
+
+def test_dbpedia_trains_one_network_per_seed_for_every_setting(tmp_path, data_dir):
+    experiment = dataclasses.replace(
+        get_experiment("dbpedia"),
+        networks=(Network("text_cnn", "dhrnet", RUNTIME_HEADS),),
+        evaluations=(4, 0),
+        quick=Budget(epochs=6, train=300, test=100, batch_size=16),
+        tail_size={"text_cnn": 5},
+    )
+    runner = Runner(experiment, tmp_path, quick=True, data_dir=data_dir, verbose=0)
+    text = runner.run()
+    results = runner.workspace.results
+    assert sorted(p.name for p in (tmp_path / "networks").glob("*.keras")) == ["dbpedia-s0-dhrnet.keras"]
+    assert list(k for k in results if k.endswith("/training")) == ["dbpedia-s0-dhrnet/training"]
+    assert "auroc" in results["4/8/seed0/dhrnet/crosr"]
+    assert 0.0 < results["4/4/seed0/dhrnet/crosr"]["macro_f1"] <= 1.0  # no unknowns there: no AUROC
+    assert "| dhrnet | crosr |" in text
+    with np.load(tmp_path / "features" / "dbpedia-s0-dhrnet.npz") as cached:
+        assert len(cached["unknown4/logits"]) == 100 and "unknown0/logits" not in cached.files
+
+    results["4/8/seed0/dhrnet/openmax"] = {"status": "failed", "message": "too few samples"}
+    from keras_crosr.experiments import report
+
+    row = next(line for line in report.render(experiment, results).splitlines() if "| dhrnet | openmax |" in line)
+    assert row.split("|")[3].strip() == "– (0.729)"  # 4/8: the failed head has no number; the report renders

@@ -480,18 +480,20 @@ class Runner:
                 x_known, y_known = split.x_test_known[keep_k], split.y_test_known[keep_k]
                 x_unknown = split.x_test_unknown[subsample(len(split.x_test_unknown), self.limit("test"), self.seed)]
                 for network in self.networks:
-                    key = f"dbpedia-4of{4 + num_unknown}-s{self.seed + trial}-{network.variant}"
+                    # The seed alone draws the 4 known classes (and the vocabulary), so one network per seed
+                    # serves every setting; only the unknown test set changes.
+                    key = f"dbpedia-s{self.seed + trial}-{network.variant}"
                     model = self.train(key, "text_cnn", network.variant, x_train, y_train, split.num_known,
                                        vocab_size=len(vocabulary))
                     if model is None:
                         continue
                     arrays = {"train": x_train, "known": x_known}
                     if len(x_unknown):
-                        arrays["unknown"] = x_unknown
+                        arrays[f"unknown{num_unknown}"] = x_unknown
                     feats = self.features(key, model, arrays)
                     self._closed_set(f"{prefix}/{network.variant}", feats["known"]["logits"], y_known)
                     heads = self.fit_heads(network, feats["train"], y_train, experiment.tail_size_for("text_cnn"))
-                    feats.setdefault("unknown", {k: v[:0] for k, v in feats["known"].items()})
+                    feats["unknown"] = feats.pop(f"unknown{num_unknown}", {k: v[:0] for k, v in feats["known"].items()})
                     self._evaluate_heads(f"{prefix}/{network.variant}", heads, feats, y_known, None)
 
     def _run_runtime(self):
