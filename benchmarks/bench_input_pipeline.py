@@ -53,7 +53,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=10000, help="CIFAR-10 training images to decode")
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--steps", type=int, default=30, help="timed training steps (after one warm-up epoch)")
+    parser.add_argument("--steps", type=int, default=30, help="timed training steps (after 5 warm-up steps)")
     parser.add_argument("--data-dir", default=os.environ.get("KERAS_CROSR_DATA", str(DEFAULT_DATA)))
     args = parser.parse_args()
     import tensorflow as tf
