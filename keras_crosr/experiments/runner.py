@@ -2,10 +2,12 @@
 
 A run lives in one output directory::
 
+    OUTPUT/run.json            the settings the results depend on (a rerun with other settings is refused)
     OUTPUT/results.json        every finished evaluation, written after each one (the resume point)
     OUTPUT/results.md          our numbers beside the paper's, with the data caveats
     OUTPUT/networks/KEY.keras  trained networks (KEY.backup/ holds BackupAndRestore state while training)
-    OUTPUT/features/KEY.npz    cached (logits, latent) of every set a network is evaluated on
+    OUTPUT/features/KEY.npz    cached (logits, latent) of every set a network is evaluated on, with a fingerprint
+                               of the inputs they came from
     OUTPUT/figures/*.png       figures (F1 vs threshold, sorted samples)
 
 Running again with the same directory skips every finished evaluation and reuses trained networks and
