@@ -316,8 +316,11 @@ def dhrnet_targets(x, y, *, model=None):
 def inference_model(model):
     """The decoder-free model for test time: outputs ``{"logits", "latent"}`` (supervised: ``{"logits"}``).
 
-    It shares the weights of ``model`` and runs neither the decoder nor the re-projections h~_l.
+    It shares the weights of ``model`` and runs neither the decoder nor the re-projections h~_l. A model that is
+    decoder-free already (an inference model, a supervised network) is returned as it is.
     """
     outputs = _output_dict(model)
     kept = {key: outputs[key] for key in ("logits", "latent") if key in outputs}
+    if len(kept) == len(outputs):
+        return model
     return keras.Model(model.inputs, kept, name=f"{model.name}_inference")

@@ -159,10 +159,7 @@ def _replicas(model):
 
 
 def _feature_model(model):
-    """``model`` if it is decoder-free already, else its ``inference_model`` (in its strategy scope, TensorFlow)."""
-    outputs = getattr(model, "output", None)  # None for a model never called: inference_model says why
-    if isinstance(outputs, dict) and set(outputs) <= {"logits", "latent"}:
-        return model
+    """``inference_model(model)`` (``model`` itself when decoder-free), built in its strategy scope (TensorFlow)."""
     if keras.backend.backend() == "tensorflow":
         with model.distribute_strategy.scope():
             return inference_model(model)
@@ -185,8 +182,10 @@ def _model_input(model, x):
         raise ValueError(
             f"`x` must have shape (n, {', '.join(map(str, expected))}) for model {model.name!r}; received {shape}."
         )
-    if np.issubdtype(x.dtype, np.floating) and not np.all(np.isfinite(x)):
-        raise ValueError(f"`x` holds {np.size(x) - np.count_nonzero(np.isfinite(x))} NaN or infinite values.")
+    if np.issubdtype(x.dtype, np.floating):
+        non_finite = np.count_nonzero(~np.isfinite(x))
+        if non_finite:
+            raise ValueError(f"`x` holds {non_finite} NaN or infinite values.")
     return x
 
 
