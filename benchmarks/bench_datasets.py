@@ -7,7 +7,7 @@ near 1 means the data are decoded once, straight into the output (the JPEG loade
 bytes while decoding). LSUN and SVHN have no offline files and are not measured.
 
 Run: ``python benchmarks/bench_datasets.py [--data-dir DIR]`` (default ``$KERAS_CROSR_DATA`` or
-``../shared/data``); writes ``benchmarks/results/datasets.{json,md}``.
+``../shared/data``); writes ``datasets.{json,md}`` into ``--output-dir`` (default ``benchmarks/results``).
 """
 
 import argparse
@@ -82,6 +82,8 @@ def run_case(expression, root):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=default_root())
+    parser.add_argument("--output-dir", type=Path, default=RESULTS,
+                        help="directory for datasets.{json,md} (default: benchmarks/results)")
     args = parser.parse_args(argv)
     if not (args.data_dir / "MANIFEST.md").is_file():
         sys.exit(f"no data root at {args.data_dir}: pass --data-dir or set KERAS_CROSR_DATA")
@@ -96,7 +98,7 @@ def main(argv=None):
             f"{row['output_mib']:7.1f} MiB",
             flush=True,
         )
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    args.output_dir.mkdir(parents=True, exist_ok=True)
     meta = {
         "python": platform.python_version(),
         "machine": platform.machine(),
@@ -104,7 +106,7 @@ def main(argv=None):
         "load_average_before": round(load_before, 2),
         "load_average_after": round(os.getloadavg()[0], 2),
     }
-    (RESULTS / "datasets.json").write_text(json.dumps({"meta": meta, "results": rows}, indent=2))
+    (args.output_dir / "datasets.json").write_text(json.dumps({"meta": meta, "results": rows}, indent=2))
     lines = [
         "# Data set loading: time and peak memory (keras_crosr.datasets, real offline files)",
         "",
@@ -122,8 +124,8 @@ def main(argv=None):
             f"| {r['loader']} | {r['seconds']:.2f} | {r['peak_extra_mib']:.1f} | {r['output_mib']:.1f} | {ratio} |"
         )
     lines += ["", "LSUN-crop / LSUN-resize and SVHN: no offline files, not measured."]
-    (RESULTS / "datasets.md").write_text("\n".join(lines) + "\n")
-    print(f"wrote {RESULTS / 'datasets.json'} and {RESULTS / 'datasets.md'}")
+    (args.output_dir / "datasets.md").write_text("\n".join(lines) + "\n")
+    print(f"wrote {args.output_dir / 'datasets.json'} and {args.output_dir / 'datasets.md'}")
 
 
 if __name__ == "__main__":

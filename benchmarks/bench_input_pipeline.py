@@ -14,7 +14,7 @@ The pipeline is not the bottleneck when its images/s exceed the training images/
 pipeline runs at about the in-memory speed.
 
 Run: ``python benchmarks/bench_input_pipeline.py [--images 10000 --steps 30 --data-dir ../shared/data]``; writes
-``benchmarks/results/input_pipeline.{json,md}``.
+``input_pipeline.{json,md}`` into ``--output-dir`` (default ``benchmarks/results``).
 """
 
 import argparse
@@ -55,6 +55,8 @@ def main():
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--steps", type=int, default=30, help="timed training steps (after 5 warm-up steps)")
     parser.add_argument("--data-dir", default=os.environ.get("KERAS_CROSR_DATA", str(DEFAULT_DATA)))
+    parser.add_argument("--output-dir", type=Path, default=RESULTS,
+                        help="directory for input_pipeline.{json,md} (default: benchmarks/results)")
     args = parser.parse_args()
     import tensorflow as tf
 
@@ -105,8 +107,8 @@ def main():
         },
     }
     result["pipeline_is_bottleneck"] = bool(result["ratios"]["tf_data_decode_vs_training"] < 1.0)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "input_pipeline.json").write_text(json.dumps(result, indent=2) + "\n")
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+    (args.output_dir / "input_pipeline.json").write_text(json.dumps(result, indent=2) + "\n")
     labels = {
         "pillow_loader": "numpy / Pillow loader (`load_cifar10`), decode to float32",
         "tf_data_decode": "tf.data, parallel `tf.io.decode_jpeg`, first (uncached) epoch",
@@ -131,7 +133,7 @@ def main():
         f"- `fit` on the pipeline vs on an in-memory batch: {ratios['fit_on_tf_data_vs_in_memory']:.2f}x.",
         "",
     ]
-    (RESULTS / "input_pipeline.md").write_text("\n".join(lines))
+    (args.output_dir / "input_pipeline.md").write_text("\n".join(lines))
     print("\n".join(lines))
 
 

@@ -11,7 +11,8 @@ Measured in one run, on the same data:
   distance to the class mean (``scipy.spatial.distance.euclidean``), ``mr.w_score``, the revised activation,
   and the OpenMax probabilities. Both give the same probabilities (checked).
 
-Run: ``python benchmarks/bench_weibull.py``; writes ``benchmarks/results/weibull_speed.{json,md}``.
+Run: ``python benchmarks/bench_weibull.py``; writes ``weibull_speed.{json,md}`` into
+``--output-dir`` (default ``benchmarks/results``).
 """
 
 import argparse
@@ -90,6 +91,8 @@ def main():
     parser.add_argument("--test", type=int, default=10000)
     parser.add_argument("--tail-size", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=5, help="repeats of the fast (ours) measurements")
+    parser.add_argument("--output-dir", type=Path, default=RESULTS,
+                        help="directory for weibull_speed.{json,md} (default: benchmarks/results)")
     args = parser.parse_args()
     libmr = import_libmr()
     rng = np.random.default_rng(0)
@@ -139,8 +142,8 @@ def main():
             "max_abs_difference": float(np.max(np.abs(ours_om - osdn_om))),
         },
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "weibull_speed.json").write_text(json.dumps(result, indent=2) + "\n")
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+    (args.output_dir / "weibull_speed.json").write_text(json.dumps(result, indent=2) + "\n")
     rows = [
         (f"Weibull fit, {n} classes x {per_class} samples", "fit"),
         (f"W-scores, {args.test} samples x {n} classes", "w_score"),
@@ -162,7 +165,7 @@ def main():
             f"| {label} | {entry['ours_s'] * 1e3:.2f} | {entry['osdn_libmr_s'] * 1e3:.2f} | "
             f"{entry['speedup']:.0f}x | {'-' if difference is None else f'{difference:.1e}'} |"
         )
-    (RESULTS / "weibull_speed.md").write_text("\n".join(lines) + "\n")
+    (args.output_dir / "weibull_speed.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
