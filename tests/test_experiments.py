@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_crosr import openset
+from keras_crosr import metrics, openset
 from keras_crosr.__main__ import main
 from keras_crosr.dhrnet import build_dhrnet, inference_model
 from keras_crosr.experiments import EXPERIMENTS, Budget, Network, Runner, Training, get_experiment, make_detector
@@ -37,13 +37,69 @@ def test_run_records_every_evaluation(tiny_run):
         for outlier in ("omniglot", "mnist_noise", "noise"):
             entry = results[f"mnist_cnn-dhrnet/{head}/{outlier}"]
             assert 0.0 <= entry["macro_f1"] <= 1.0 and 0.0 <= entry["auroc"] <= 1.0
-            assert len(entry["f1_vs_threshold"]) == 21
+            assert len(entry["f1_vs_threshold"]) == 21 and entry["f1_vs_threshold"]["0.50"] == entry["macro_f1"]
+            assert entry["detector"] == make_detector(head, tail_size=5).get_params()
     assert 0.0 <= results["mnist_cnn-dhrnet/closed_set_accuracy"] <= 1.0
     assert results["mnist_cnn-dhrnet/training"]["train_samples"] == 1000
     assert results["mnist_cnn-dhrnet/training"]["batch_size"] == 32  # TINY's budget keeps the recipe's
     assert results["mnist_cnn-dhrnet/training"]["resumed_at_epoch"] == 0
     assert (path / "networks" / "mnist_cnn-dhrnet.keras").is_file()
     assert (path / "results.md").read_text() == text
+
+
+def test_recorded_scores_are_those_of_the_saved_network_and_its_head(tiny_run):
+    """One entry made again by hand from the saved network: the runner pairs the right features, labels and
+    scores (a flipped unknown score or a shifted label would change these numbers)."""
+    runner, _, path = tiny_run
+    x_train, y_train, x_test, y_test, outliers = runner.load_outlier_benchmark()
+    extract = inference_model(keras.saving.load_model(path / "networks" / "mnist_cnn-dhrnet.keras", compile=False))
+    features = {name: extract.predict(x, verbose=0) for name, x in [("train", x_train), ("known", x_test),
+                                                                       ("noise", outliers["noise"])]}
+    detector = openset.CROSR(tail_size=5).fit(features["train"], y_train)
+    parts = [features["known"], features["noise"]]
+    labels = np.concatenate([y_test, np.full(len(outliers["noise"]), detector.n_classes_)])
+    expected = metrics.open_set_scores(labels, np.concatenate([detector.predict_proba(f) for f in parts]),
+                                       unknown_scores=np.concatenate([detector.decision_function(f) for f in parts]))
+    recorded = json.loads((path / "results.json").read_text())["mnist_cnn-dhrnet/crosr/noise"]
+    assert {k: recorded[k] for k in ("macro_f1", "auroc")} == pytest.approx(
+        {k: expected[k] for k in ("macro_f1", "auroc")}, abs=1e-4)
+    assert recorded["auroc"] > 0.9  # uniform noise against digits: far above chance even for 2 epochs
+
+
+def test_an_evaluation_made_with_other_detector_settings_is_made_again(tiny_run):
+    _, _, path = tiny_run
+    network = path / "networks" / "mnist_cnn-dhrnet.keras"
+    trained = network.stat().st_mtime_ns
+    results = json.loads((path / "results.json").read_text())
+    kept = dict(results)
+    results["mnist_cnn-dhrnet/crosr/noise"] = {**results["mnist_cnn-dhrnet/crosr/noise"], "macro_f1": -1.0,
+                                               "detector": {**results["mnist_cnn-dhrnet/crosr/noise"]["detector"],
+                                                            "alpha": 3}}
+    results["mnist_cnn-dhrnet/openmax/noise"] = {  # an earlier version recorded no detector settings
+        k: v for k, v in results["mnist_cnn-dhrnet/openmax/noise"].items() if k != "detector"}
+    (path / "results.json").write_text(json.dumps(results))
+    Runner(TINY, path, quick=True, verbose=0).run()
+    assert json.loads((path / "results.json").read_text()) == kept  # both made again, with the same numbers
+
+    calibrated = dataclasses.replace(TINY, alpha={"sample": 2})  # e.g. a newer configuration of the experiment
+    Runner(calibrated, path, quick=True, verbose=0).run()
+    remade = json.loads((path / "results.json").read_text())
+    for outlier in ("omniglot", "mnist_noise", "noise"):
+        assert remade[f"mnist_cnn-dhrnet/softmax/{outlier}"] == kept[f"mnist_cnn-dhrnet/softmax/{outlier}"]
+        for head in ("openmax", "crosr"):
+            assert remade[f"mnist_cnn-dhrnet/{head}/{outlier}"]["detector"]["alpha"] == 2
+    assert network.stat().st_mtime_ns == trained  # the heads were refitted on the saved network
+    (path / "results.json").write_text(json.dumps(kept))  # as it was, for the tests below
+
+
+def test_the_paper_uses_rank_calibration_except_on_mnist_and_cifar10():
+    split = get_experiment("class-split")
+    assert {name: split.alpha_for(name) for name in split.evaluations} == {
+        "mnist": None, "svhn": 10, "cifar10": None, "cifar+10": None, "cifar+50": None, "tinyimagenet": 10}
+    assert get_experiment("dbpedia").alpha_for("dbpedia") == 10
+    for experiment in EXPERIMENTS.values():
+        if experiment.dataset in ("mnist", "cifar10", "sample"):
+            assert experiment.alpha_for(experiment.dataset) is None, experiment.name
 
 
 def test_report_puts_paper_numbers_beside_ours(tiny_run):
@@ -152,15 +208,32 @@ def test_cached_features_belong_to_the_inputs_they_were_extracted_from(tmp_path)
     assert set(from_b) == {"logits", "latent"} and not np.allclose(from_a["logits"], from_b["logits"])
 
 
-def test_unavailable_data_set_is_reported_and_the_rest_runs(tmp_path, data_dir):
-    experiment = dataclasses.replace(get_experiment("class-split"), trials=1)
-    runner = Runner(experiment, tmp_path, only=["svhn", "cifar+10"], source="local", data_dir=str(data_dir),
-                    verbose=0)
-    text = runner.run()
-    results = json.loads((tmp_path / "results.json").read_text())
+def test_class_split_runs_each_available_split_and_reports_the_others(tmp_path, data_dir, capsys):
+    root = tmp_path / "data"  # MNIST only: SVHN and CIFAR-100 (for CIFAR+10) are missing
+    root.mkdir()
+    (root / "mnist.npz").symlink_to(data_dir / "mnist.npz")
+    experiment = dataclasses.replace(
+        get_experiment("class-split"), trials=1, networks=(Network("auto", "dhrnet", ("softmax", "crosr")),),
+        quick=Budget(epochs=2, train=1000, test=200, batch_size=32, learning_rate=0.05), tail_size={"mnist_cnn": 5},
+    )
+    run = tmp_path / "run"
+    text = Runner(experiment, run, quick=True, only=["svhn", "mnist", "cifar+10"], source="local",
+                  data_dir=str(root), verbose=0).run()
+    results = json.loads((run / "results.json").read_text())
     assert "KERAS_CROSR_DATA" in results["unavailable/svhn"] and "svhn" in results["unavailable/svhn"].lower()
     assert "unavailable/cifar+10" in results
     assert "svhn not evaluated" in text
+    assert sorted(p.name for p in (run / "networks").glob("*.keras")) == ["mnist-t0-mnist_cnn-dhrnet.keras"]
+    with np.load(run / "features" / "mnist-t0-mnist_cnn-dhrnet.npz") as cached:
+        assert cached["train/logits"].shape == (1000, 6) and len(cached["unknown/logits"]) == 200  # 6 known digits
+    entry = results["mnist/trial0/dhrnet/crosr"]
+    assert entry["detector"] == make_detector("crosr", tail_size=5).get_params()  # MNIST: no rank calibration
+    assert 0.5 < entry["auroc"] <= 1.0 and 0.0 < results["mnist/trial0/dhrnet/closed_set_accuracy"] <= 1.0
+    assert "| dhrnet | crosr |" in text and "(n=1)" in text
+
+    capsys.readouterr()
+    Runner(experiment, run, quick=True, only=["mnist"], source="local", data_dir=str(root), verbose=1).run()
+    assert "mnist-t0" not in capsys.readouterr().out  # finished: the network is not even loaded
 
 
 def test_quick_budget_replaces_epochs_and_where_set_batch_size_and_learning_rate(tmp_path):

@@ -79,10 +79,16 @@ class Workspace:
         if all(p.is_dir() or p == self.settings_path for p in self.path.rglob("*")):
             shutil.rmtree(self.path)
 
-    def has(self, key):
-        """Whether ``key`` is finished; a head that failed is tried again."""
+    def has(self, key, detector=None):
+        """Whether ``key`` is finished; a head that failed is tried again.
+
+        ``detector``: the hyper-parameters (``get_params()``) the evaluation ``key`` must have been made with;
+        one recorded with others (or, by an earlier version, without them) is not finished.
+        """
         value = self.results.get(key)
-        return key in self.results and not (isinstance(value, dict) and value.get("status") == "failed")
+        if key not in self.results or isinstance(value, dict) and value.get("status") == "failed":
+            return False
+        return detector is None or isinstance(value, dict) and value.get("detector") == detector
 
     def record(self, key, value):
         """Stores one finished result and writes results.json atomically."""
@@ -300,12 +306,23 @@ class Runner:
             for name in arrays
         }
 
-    def fit_heads(self, network, features, labels, tail_size, heads=None):
-        """Fits ``heads`` (default: every head of ``network`` not skipped); a head that cannot be fitted is
-        returned as its error, to be recorded with its message."""
+    def detector(self, head, backbone, dataset):
+        """The unfitted detector of ``head``: the experiment's tail size for ``backbone`` and rank calibration
+        for the known data set ``dataset``."""
+        return make_detector(head, tail_size=self.experiment.tail_size_for(backbone),
+                             alpha=self.experiment.alpha_for(dataset), seed=self.seed)
+
+    def finished(self, key, head, backbone, dataset):
+        """Whether the evaluation ``key`` of ``head`` is recorded with the detector settings it gets now."""
+        return self.workspace.has(key, self.detector(head, backbone, dataset).get_params())
+
+    def fit_heads(self, network, features, labels, *, backbone, dataset, heads=None):
+        """Fits ``heads`` (default: every head of ``network`` not skipped) on the features of a ``backbone``
+        network trained on ``dataset``; a head that cannot be fitted is returned as its error, to be recorded
+        with its message."""
         fitted = {}
         for head in heads if heads is not None else [h for h in network.heads if h not in self.skip_heads]:
-            detector = make_detector(head, tail_size=tail_size, alpha=self.experiment.alpha, seed=self.seed)
+            detector = self.detector(head, backbone, dataset)
             try:
                 fitted[head] = detector.fit(features, labels)
             except ValueError as error:  # recorded as failed (the report lists it); a rerun tries again
@@ -334,15 +351,16 @@ class Runner:
         scores = metrics.open_set_scores(labels, proba, unknown_scores=np.concatenate([known[1], unknown[1]]))
         curve = metrics.f1_vs_threshold(proba, labels, F1_THRESHOLDS)
         scores["f1_vs_threshold"] = dict(zip([f"{t:.2f}" for t in F1_THRESHOLDS], np.round(curve, 4).tolist()))
-        self.workspace.record(key, {k: (round(v, 4) if isinstance(v, float) else v) for k, v in scores.items()})
+        self.workspace.record(key, {**{k: (round(v, 4) if isinstance(v, float) else v) for k, v in scores.items()},
+                                    "detector": detector.get_params()})  # what the result was made with
 
-    def _evaluate_heads(self, prefix, heads, features, y_known, unknown_sets):
+    def _evaluate_heads(self, prefix, heads, features, y_known, unknown_sets, *, backbone, dataset):
         """Scores the known set once per head, then each unknown set, recording ``{prefix}/{head}/{set}``
         (``{prefix}/{head}`` when ``unknown_sets`` is ``None``: one unknown set called ``"unknown"``)."""
         for head, detector in heads.items():
             names = ["unknown"] if unknown_sets is None else unknown_sets
             keys = {name: f"{prefix}/{head}" + ("" if unknown_sets is None else f"/{name}") for name in names}
-            todo = [name for name in names if not self.workspace.has(keys[name])]
+            todo = [name for name in names if not self.finished(keys[name], head, backbone, dataset)]
             if not todo:
                 continue
             if isinstance(detector, Exception):
@@ -418,8 +436,8 @@ class Runner:
         num_classes = int(y_train.max()) + 1
         for network in self.networks:
             key = network.key
-            missing = [h for h in network.heads if h not in self.skip_heads
-                       and not all(self.workspace.has(f"{key}/{h}/{name}") for name in outliers)]
+            missing = [h for h in network.heads if h not in self.skip_heads and not all(
+                self.finished(f"{key}/{h}/{name}", h, network.backbone, experiment.dataset) for name in outliers)]
             if not missing and self.workspace.has(f"{key}/closed_set_accuracy"):
                 continue
             model = self.train(key, network.backbone, network.variant, x_train, y_train, num_classes)
@@ -427,18 +445,20 @@ class Runner:
                 continue
             feats = self.features(key, model, {"train": x_train, "known": x_test, **outliers})
             self._closed_set(key, feats["known"]["logits"], y_test)
-            heads = self.fit_heads(network, feats["train"], y_train, experiment.tail_size_for(network.backbone),
-                                   heads=missing)
-            self._evaluate_heads(key, heads, feats, y_test, list(outliers))
+            where = {"backbone": network.backbone, "dataset": experiment.dataset}
+            heads = self.fit_heads(network, feats["train"], y_train, heads=missing, **where)
+            self._evaluate_heads(key, heads, feats, y_test, list(outliers), **where)
 
     def _run_class_split(self):
         experiment = self.experiment
         for dataset in self.evaluations:
+            backbone = "mnist_cnn" if dataset == "mnist" else "neal_cnn"
+            where = {"backbone": backbone, "dataset": dataset}
             for trial in range(experiment.trials):
                 prefix = f"{dataset}/trial{trial}"
-                pending = [f"{prefix}/{n.variant}/{h}" for n in self.networks for h in n.heads
-                           if h not in self.skip_heads]
-                if all(self.workspace.has(k) for k in pending):
+                pending = [n for n in self.networks if not all(self.finished(f"{prefix}/{n.variant}/{h}", h, **where)
+                                                               for h in n.heads if h not in self.skip_heads)]
+                if not pending:
                     continue
                 try:
                     split = protocols.make_class_separation(dataset, trial, **self.data)
@@ -452,26 +472,26 @@ class Runner:
                 keep_u = subsample(len(split.x_test_unknown), self.limit("test"), self.seed + trial + 1)
                 x_known, y_known = split.x_test_known[keep_k], split.y_test_known[keep_k]
                 x_unknown = split.x_test_unknown[keep_u]
-                backbone = "mnist_cnn" if dataset == "mnist" else "neal_cnn"
-                for network in self.networks:
+                for network in pending:  # a network whose evaluations are all recorded is not even loaded
                     key = f"{dataset.replace('+', 'plus')}-t{trial}-{backbone}-{network.variant}"
                     model = self.train(key, backbone, network.variant, x_train, y_train, split.num_known)
                     if model is None:
                         continue
                     feats = self.features(key, model, {"train": x_train, "known": x_known, "unknown": x_unknown})
                     self._closed_set(f"{prefix}/{network.variant}", feats["known"]["logits"], y_known)
-                    heads = self.fit_heads(network, feats["train"], y_train, experiment.tail_size_for(backbone))
-                    self._evaluate_heads(f"{prefix}/{network.variant}", heads, feats, y_known, None)
+                    heads = self.fit_heads(network, feats["train"], y_train, **where)
+                    self._evaluate_heads(f"{prefix}/{network.variant}", heads, feats, y_known, None, **where)
 
     def _run_dbpedia(self):
         experiment = self.experiment
+        where = {"backbone": "text_cnn", "dataset": "dbpedia"}
         for num_unknown in self.evaluations:
             for trial in range(experiment.trials):
                 setting = f"4/{4 + num_unknown}"
                 prefix = f"{setting}/seed{self.seed + trial}"
-                pending = [f"{prefix}/{n.variant}/{h}" for n in self.networks for h in n.heads
-                           if h not in self.skip_heads]
-                if all(self.workspace.has(k) for k in pending):
+                pending = [n for n in self.networks if not all(self.finished(f"{prefix}/{n.variant}/{h}", h, **where)
+                                                               for h in n.heads if h not in self.skip_heads)]
+                if not pending:
                     continue
                 split, vocabulary = protocols.make_dbpedia_split(
                     num_unknown, seed=self.seed + trial, data_dir=self.data["data_dir"], **experiment.data_options
@@ -481,7 +501,7 @@ class Runner:
                 keep_k = subsample(len(split.x_test_known), self.limit("test"), self.seed)
                 x_known, y_known = split.x_test_known[keep_k], split.y_test_known[keep_k]
                 x_unknown = split.x_test_unknown[subsample(len(split.x_test_unknown), self.limit("test"), self.seed)]
-                for network in self.networks:
+                for network in pending:
                     # The seed alone draws the 4 known classes (and the vocabulary), so one network per seed
                     # serves every setting; only the unknown test set changes.
                     key = f"dbpedia-s{self.seed + trial}-{network.variant}"
@@ -494,9 +514,9 @@ class Runner:
                         arrays[f"unknown{num_unknown}"] = x_unknown
                     feats = self.features(key, model, arrays)
                     self._closed_set(f"{prefix}/{network.variant}", feats["known"]["logits"], y_known)
-                    heads = self.fit_heads(network, feats["train"], y_train, experiment.tail_size_for("text_cnn"))
+                    heads = self.fit_heads(network, feats["train"], y_train, **where)
                     feats["unknown"] = feats.pop(f"unknown{num_unknown}", {k: v[:0] for k, v in feats["known"].items()})
-                    self._evaluate_heads(f"{prefix}/{network.variant}", heads, feats, y_known, None)
+                    self._evaluate_heads(f"{prefix}/{network.variant}", heads, feats, y_known, None, **where)
 
     def _run_runtime(self):
         from keras_crosr.experiments.runtime import measure_runtime

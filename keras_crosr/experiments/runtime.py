@@ -161,7 +161,7 @@ def _timing_models(runner, pairs, train, fit, num_classes):
             features = fit_readout(model, x_fit, y_fit, num_classes)
         for head in (h for n, h in pairs if n is network):
             detector = fit_timing_head(head, features, y_fit, runner.experiment.tail_size_for(network.backbone),
-                                       runner.experiment.alpha)
+                                       runner.experiment.alpha_for(runner.experiment.dataset))
             tails[head] = getattr(detector, "tail_size", None)
             models[head] = build_open_set_model(model, detector, name=f"{network.backbone}_{head}")
     return models, tails

@@ -62,7 +62,8 @@ def sorted_samples_figure(runner):
         if model is None:  # training diverged; the runner reports it
             continue
         features = runner.features(network.key, model, {"train": x_train, "test": x_test, **outliers})
-        heads = runner.fit_heads(network, features["train"], y_train, experiment.tail_size_for(network.backbone))
+        heads = runner.fit_heads(network, features["train"], y_train, backbone=network.backbone,
+                                 dataset=experiment.dataset)
         for head, detector in heads.items():
             for name, x_out in outliers.items():
                 key = f"{network.key}/{head}/{name}"
