@@ -16,6 +16,7 @@ from keras_crosr.callbacks import OpenSetHead
 from keras_crosr.deploy import OpenSetLayer
 from keras_crosr.deploy import SoftmaxThresholdLayer
 from keras_crosr.deploy import build_open_set_model
+from keras_crosr.dhrnet import ImageReconstructionError
 from keras_crosr.dhrnet import build_dhrnet
 from keras_crosr.dhrnet import compile_dhrnet
 from keras_crosr.dhrnet import dhrnet_targets

@@ -1,6 +1,7 @@
 """`OpenSetHead`: fit an open-set detector on a trained model's features, as a Keras callback."""
 
 import copy
+import itertools
 
 import keras
 import numpy as np
@@ -28,6 +29,16 @@ def _labels(y):
     return y
 
 
+def _check_not_endless(train_data):
+    """Refuses a `tf.data.Dataset` of infinite cardinality, which feature extraction would never finish."""
+    cardinality = getattr(train_data, "cardinality", None)
+    if callable(cardinality) and int(cardinality()) == -1:  # tf.data.INFINITE_CARDINALITY
+        raise ValueError(
+            "`train_data` is an endless dataset (e.g. `.repeat()`): pass `steps=`, the number of its batches to "
+            "fit the detector on, or the dataset without `.repeat()`."
+        )
+
+
 class OpenSetHead(keras.callbacks.Callback):
     """Fits an open-set detector on a trained model's (logits, latent) features.
 
@@ -53,13 +64,15 @@ class OpenSetHead(keras.callbacks.Callback):
             instance, which is copied: `head.detector_` is the fitted copy.
         batch_size: batch size of the feature extraction and of the `predict*` methods.
         verbose: 0 = silent, 1 = progress bar, 2 = one line.
+        steps: the number of batches of an iterable `train_data` to use (default: all of them); needed for an
+            endless one, such as a `tf.data.Dataset` with `.repeat()` (`make_tf_dataset(..., repeat=True)`).
 
     Attributes:
         detector_: the fitted detector.
         inference_model_: the decoder-free model (shares the trained model's weights).
     """
 
-    def __init__(self, train_data, detector="crosr", batch_size=256, verbose=1):
+    def __init__(self, train_data, detector="crosr", batch_size=256, verbose=1, steps=None):
         super().__init__()
         if isinstance(detector, str):
             if detector not in DETECTORS:
@@ -76,10 +89,15 @@ class OpenSetHead(keras.callbacks.Callback):
             )
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"`batch_size` must be a positive int; got {batch_size!r}.")
+        if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool) or steps < 1):
+            raise ValueError(f"`steps` must be None or a positive int; got {steps!r}.")
+        if steps is None:
+            _check_not_endless(train_data)  # before training, not after it
         self.train_data = train_data
         self.detector = detector
         self.batch_size = batch_size
         self.verbose = verbose
+        self.steps = steps
 
     def on_train_end(self, logs=None):
         try:
@@ -111,14 +129,18 @@ class OpenSetHead(keras.callbacks.Callback):
         for step, batch in enumerate(batches, start=1):
             if not isinstance(batch, (tuple, list)) or len(batch) not in (2, 3):
                 raise ValueError("`train_data` must be a tuple (x, y) or yield (x, y) batches with labels.")
-            outputs = feature_model.predict_on_batch(batch[0])
+            # As NumPy: JAX's and PyTorch's `predict_on_batch` take no TensorFlow tensors (tf.data batches).
+            outputs = feature_model.predict_on_batch(keras.tree.map_structure(np.asarray, batch[0]))
             logits.append(outputs["logits"])
             if "latent" in outputs:
                 latent.append(outputs["latent"])
             labels.append(_labels(batch[1]))
             progbar.update(step)
         if not labels:
-            raise ValueError("`train_data` is empty.")
+            raise ValueError(
+                "`train_data` yielded no batches: it is empty, or an iterator or generator that an earlier fit "
+                "used up (pass a tf.data.Dataset, a keras.utils.PyDataset or arrays to fit more than once)."
+            )
         features = {"logits": np.concatenate(logits)}
         if latent:
             features["latent"] = np.concatenate(latent)
@@ -128,10 +150,14 @@ class OpenSetHead(keras.callbacks.Callback):
         return self
 
     def _train_batches(self):
-        """The `(x, y)` batches of an iterable `train_data` and their number (None when unknown)."""
+        """The `(x, y)` batches of an iterable `train_data` (the first `steps`) and their number (None when
+        unknown); an endless `tf.data.Dataset` without `steps` is an error, not an endless loop."""
+        if self.steps is not None:
+            return itertools.islice(iter(self.train_data), self.steps), self.steps
+        _check_not_endless(self.train_data)
         try:
             n_batches = len(self.train_data)
-        except TypeError:  # unknown or infinite cardinality
+        except TypeError:  # unknown cardinality
             n_batches = None
         return iter(self.train_data), n_batches
 

@@ -19,7 +19,7 @@ Training minimises softmax cross entropy + reconstruction loss, weighted 1.0 eac
 import numbers
 
 import keras
-from keras import layers
+from keras import layers, ops
 
 from keras_crosr.backbones import IMAGE, TEXT, BACKBONES, Backbone, get_backbone
 from keras_crosr.layers import LateralBottleneck, TopDownCombiner
@@ -239,12 +239,30 @@ def _is_text(model):
     return "int" in str(model.inputs[0].dtype)
 
 
+@keras.saving.register_keras_serializable(package="keras_crosr")
+class ImageReconstructionError(keras.losses.Loss):
+    """The image reconstruction loss: the mean squared error of each image, over its pixels and channels.
+
+    ``call`` returns one value per image, ``(batch,)``, so that a ``sample_weight`` of shape ``(batch,)`` weights
+    whole images (``keras.losses.MeanSquaredError`` gives ``(batch, H, W)``, which Keras cannot weight by
+    sample). Unweighted, the batch loss equals the mean squared error over every pixel of the batch.
+    """
+
+    def __init__(self, name="l2", reduction="sum_over_batch_size", dtype=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+
+    def call(self, y_true, y_pred):
+        squared = ops.square(y_pred - ops.cast(y_true, y_pred.dtype))
+        return ops.mean(squared, axis=tuple(range(1, len(squared.shape))))
+
+
 def compile_dhrnet(model, optimizer=None, classification_weight=1.0, reconstruction_weight=1.0, **compile_kwargs):
     """Compiles a ``build_dhrnet`` model with the paper's joint loss (section 4.2, "Training").
 
     ``classification_weight * softmax_cross_entropy(y, logits) + reconstruction_weight * reconstruction_loss``,
-    where the reconstruction loss is the mean squared error (the l2 distance, averaged over the pixels) for
-    images and the token cross entropy of the one-hot words for text, padding positions (id 0) excluded.
+    where the reconstruction loss is the mean squared error (the l2 distance, averaged over the pixels: see
+    :class:`ImageReconstructionError`) for images and the token cross entropy of the one-hot words for text,
+    padding positions (id 0) excluded.
 
     Args:
         model: a model from :func:`build_dhrnet` (a supervised one gets the classification loss only).
@@ -274,7 +292,7 @@ def compile_dhrnet(model, optimizer=None, classification_weight=1.0, reconstruct
                 from_logits=True, ignore_class=0, name="token_cross_entropy"
             )
         else:
-            loss["reconstruction"] = keras.losses.MeanSquaredError(name="l2")
+            loss["reconstruction"] = ImageReconstructionError()
         loss_weights["reconstruction"] = float(reconstruction_weight)
     untargeted = sorted(set(outputs) - set(loss))
     for key in ("metrics", "weighted_metrics"):

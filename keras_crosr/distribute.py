@@ -174,6 +174,8 @@ def _model_input(model, x):
     with an unknown rank.
     """
     shape, expected = x.shape, tuple(model.inputs[0].shape[1:])
+    if x.ndim and not len(x):
+        raise ValueError(f"`x` holds no samples (shape {shape}).")
     if x.ndim == len(expected) and expected[-1:] == (1,):
         x = x[..., None]
     elif x.ndim == len(expected) + 2 and shape[-1] == 1:

@@ -15,6 +15,8 @@ The open-set decision rule (`predict_open_set`) predicts the most probable of th
 rejects (predicts `N`) when the most probable known class has a probability below the threshold.
 """
 
+import numbers
+
 import numpy as np
 from sklearn.metrics import f1_score, roc_auc_score
 
@@ -44,6 +46,17 @@ def _as_labels(labels, name="labels"):
     return labels.astype(np.int64)
 
 
+def _check_n_classes(n_classes):
+    if isinstance(n_classes, bool) or not isinstance(n_classes, numbers.Integral) or n_classes < 1:
+        raise ValueError(f"`n_classes` must be a positive integer (N, the known classes); got {n_classes!r}.")
+
+
+def _check_threshold(threshold):
+    """A finite number (below 0 every sample is accepted, above 1 every one rejected, as in `f1_vs_threshold`)."""
+    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not np.isfinite(threshold):
+        raise ValueError(f"`threshold` must be a finite number; got {threshold!r}.")
+
+
 def _check_range(labels, n_classes, name="labels"):
     if labels.size and (labels.min() < 0 or labels.max() > n_classes):
         raise ValueError(
@@ -68,6 +81,8 @@ def _as_proba(proba, n_samples=None):
 
 def _labels_and_proba(labels, proba):
     labels = _as_labels(labels)
+    if not labels.size:
+        raise ValueError("`labels` holds no samples.")
     proba = _as_proba(proba, n_samples=labels.shape[0])
     n_classes = proba.shape[1] - 1
     _check_range(labels, n_classes)
@@ -100,6 +115,7 @@ def predict_open_set(proba, threshold=DEFAULT_THRESHOLD):
     Returns:
         `(n,)` int64 in `0..N`.
     """
+    _check_threshold(threshold)
     proba = _as_proba(proba)
     best, best_proba, beats_unknown = _known_decision(proba)
     accepted = beats_unknown & (best_proba >= threshold)
@@ -119,6 +135,7 @@ def macro_f1(labels, predictions, *, n_classes):
         predictions: `(n,)` predicted labels in `0..N`.
         n_classes: N, the number of known classes.
     """
+    _check_n_classes(n_classes)
     labels = _as_labels(labels)
     predictions = _as_labels(predictions, "predictions")
     if predictions.shape != labels.shape:
@@ -139,6 +156,7 @@ def closed_set_accuracy(labels, predictions, *, n_classes):
             so a known sample is never counted wrong for being rejected.
         n_classes: N, the number of known classes.
     """
+    _check_n_classes(n_classes)
     labels = _as_labels(labels)
     _check_range(labels, n_classes)
     predictions = np.asarray(predictions)
@@ -151,6 +169,7 @@ def closed_set_accuracy(labels, predictions, *, n_classes):
     predictions = _as_labels(predictions, "predictions")
     if predictions.shape != labels.shape:
         raise ValueError(f"`predictions` has {predictions.shape[0]} rows but `labels` has {labels.shape[0]}.")
+    _check_range(predictions, n_classes, "predictions")
     known = labels < n_classes
     if not known.any():
         raise ValueError("closed-set accuracy needs at least one known sample; all labels are unknown.")
@@ -165,6 +184,7 @@ def unknown_auroc(labels, unknown_scores, *, n_classes):
         unknown_scores: `(n,)` scores, higher = more unknown (a detector's `decision_function`).
         n_classes: N, the number of known classes.
     """
+    _check_n_classes(n_classes)
     labels = _as_labels(labels)
     _check_range(labels, n_classes)
     unknown_scores = _as_scores(unknown_scores, labels.shape[0], "unknown_scores")
@@ -279,6 +299,7 @@ def open_set_scores(labels, proba, *, threshold=DEFAULT_THRESHOLD, unknown_score
         dict with `macro_f1`, `closed_set_accuracy` (when known samples exist), and `auroc`, `oscr`
         (when both known and unknown samples exist).
     """
+    _check_threshold(threshold)
     labels, proba, n_classes = _labels_and_proba(labels, proba)
     scores = {"macro_f1": macro_f1(labels, predict_open_set(proba, threshold), n_classes=n_classes)}
     is_unknown = labels == n_classes

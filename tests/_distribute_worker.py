@@ -55,8 +55,16 @@ def train(x, y, x_test, scope, dropout):
         "weibull_scale": np.asarray(head.detector_.weibull_.scale).tolist(),
         "predict": head.predict(x_test).tolist(),
         "sharded_vs_local": max(float(np.abs(sharded[k] - local[k]).max()) for k in ("logits", "latent")),
-        "kernel_sharding": str(getattr(model.trainable_variables[0].value, "sharding", "")),
+        **kernel_placement(model.trainable_variables[0]),
     }
+
+
+def kernel_placement(variable):
+    """JAX only: over how many devices a variable lives and whether each holds all of it (empty under TF)."""
+    sharding = getattr(variable.value, "sharding", None)
+    if MODE != "jax" or sharding is None:
+        return {}
+    return {"kernel_devices": len(sharding.device_set), "kernel_replicated": bool(sharding.is_fully_replicated)}
 
 
 def main():

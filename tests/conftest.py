@@ -1,6 +1,8 @@
-"""Shared test configuration: TensorFlow backend by default, the offline data root, seeds."""
+"""Shared test configuration: TensorFlow backend by default, the offline data root, seeds, no network."""
 
+import ipaddress
 import os
+import socket
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -38,3 +40,52 @@ def _seed():
     np.random.seed(1234)
     yield
     keras.backend.clear_session()
+
+
+class NetworkAccessError(RuntimeError):
+    """A test tried to reach another machine; the tests must run offline (a RuntimeError, not an OSError, so
+    that code treating OSError as "offline, fall back" cannot swallow it)."""
+
+
+def _is_loopback(address):
+    """Whether a socket address stays on this machine: a unix socket path, localhost or a loopback IP."""
+    if isinstance(address, (str, bytes)):  # AF_UNIX
+        return True
+    host = address[0].decode() if isinstance(address[0], bytes) else str(address[0])
+    if host.lower() == "localhost":
+        return True
+    try:
+        ip = ipaddress.ip_address(host.split("%")[0])
+    except ValueError:  # any other host name
+        return False
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return ip.is_loopback or (mapped is not None and mapped.is_loopback)
+
+
+@pytest.fixture(autouse=True)
+def _no_network(monkeypatch):
+    """Makes every connection from the test process to another machine raise NetworkAccessError; loopback and
+    unix sockets (the local ports of tests/test_distribute.py) still work. Subprocesses are not affected."""
+    real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
+
+    def check(address):
+        if not _is_loopback(address):
+            raise NetworkAccessError(f"network access to {address!r} in a test: the tests must run offline")
+
+    def connect(self, address):
+        check(address)
+        return real_connect(self, address)
+
+    def connect_ex(self, address):
+        check(address)
+        return real_connect_ex(self, address)
+
+    real_create_connection = socket.create_connection
+
+    def create_connection(address, *args, **kwargs):
+        check(address)  # before the DNS look-up of a host name
+        return real_create_connection(address, *args, **kwargs)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
+    monkeypatch.setattr(socket, "create_connection", create_connection)

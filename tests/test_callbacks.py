@@ -156,3 +156,28 @@ def test_errors(data, trained):
     images_only = tf.data.Dataset.from_tensor_slices(data["x"]).batch(500)
     with pytest.raises(ValueError, match=r"\(x, y\) batches"):
         OpenSetHead(images_only, verbose=0).fit(model)
+
+
+def test_an_endless_dataset_is_refused_before_training_or_read_for_its_steps(data, trained):
+    model, head = trained
+    endless = tf.data.Dataset.from_tensor_slices((data["x"], data["y"])).batch(300).repeat()
+    with pytest.raises(ValueError, match=r"endless dataset .* pass `steps=`"):
+        OpenSetHead(endless, verbose=0)  # at construction: it would only fail (or hang) after model.fit
+    from_steps = OpenSetHead(endless, steps=5, verbose=0).fit(model)  # 5 x 300 = the 1,500 training images
+    np.testing.assert_allclose(from_steps.detector_.means_, head.detector_.means_, atol=1e-5)
+    for steps in (0, 2.5, True):
+        with pytest.raises(ValueError, match="`steps` must be None or a positive int"):
+            OpenSetHead(endless, steps=steps)
+
+
+def test_a_used_up_generator_and_empty_inputs_say_what_is_wrong(data, trained):
+    model, head = trained
+    batches = ((data["x"][i : i + 500], data["y"][i : i + 500]) for i in range(0, 1500, 500))
+    once = OpenSetHead(batches, verbose=0).fit(model)
+    np.testing.assert_allclose(once.detector_.means_, head.detector_.means_, atol=1e-5)
+    with pytest.raises(ValueError, match="no batches: .* used up"):
+        once.fit(model)
+    with pytest.raises(ValueError, match=r"holds no samples \(shape \(0, 28, 28, 1\)\)"):
+        head.predict(data["x_test"][:0])
+    with pytest.raises(ValueError, match="holds no samples"):
+        OpenSetHead((data["x"][:0], data["y"][:0]), verbose=0).fit(model)

@@ -332,9 +332,44 @@ def test_tensorflow_imported_lazily():
 # ---------------------------------------------------------------- tfds path, without network
 
 
-def test_tfds_path_with_mock_data(tmp_path):
+def test_tests_cannot_reach_the_network(tmp_path):
+    """tests/conftest.py makes connections to other machines fail (before any DNS look-up); loopback and unix
+    sockets still work (tests/test_distribute.py picks free local ports)."""
+    import socket
+
+    with pytest.raises(RuntimeError, match="must run offline"):
+        socket.create_connection(("example.com", 443), timeout=1)
+    for family, address in ((socket.AF_INET, ("192.0.2.1", 9)), (socket.AF_INET6, ("2001:db8::1", 9, 0, 0))):
+        try:
+            client = socket.socket(family)
+        except OSError:  # no IPv6 here
+            continue
+        with client, pytest.raises(RuntimeError, match="must run offline"):
+            client.settimeout(1)
+            client.connect(address)
+        with socket.socket(family) as client, pytest.raises(RuntimeError, match="must run offline"):
+            client.connect_ex(address)
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        for host in ("127.0.0.1", "localhost"):
+            socket.create_connection((host, server.getsockname()[1]), timeout=5).close()
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(tmp_path / "s"))
+        server.listen()
+        with socket.socket(socket.AF_UNIX) as client:
+            client.connect(str(tmp_path / "s"))
+
+
+def test_tfds_path_with_mock_data(tmp_path, monkeypatch):
     tfds = pytest.importorskip("tensorflow_datasets")
+    from tensorflow_datasets.core.utils import gcs_utils
+
+    # mock_data answers "not on GCS" to gcs_utils.exists; also switch off tfds's GCS access as a whole (tfds 4.9's
+    # default, not older releases'): its GCS downloads then raise instead of reaching the network
+    monkeypatch.setattr(gcs_utils, "_is_gcs_disabled", True, raising=False)
     with tfds.testing.mock_data(num_examples=12):
+        assert not gcs_utils.is_dataset_on_gcs("mnist/3.0.1")
         x, y = datasets.load_mnist("test", source="tfds")
         _check_images(x, (28, 28, 1), 12)
         assert y.dtype == np.int64 and y.min() >= 0 and y.max() <= 9
@@ -464,7 +499,11 @@ def test_imagenet_crop_resize_real(data_dir):
         full = _images.decode_jpeg(jpeg[offsets[i] : offsets[i + 1]].tobytes(), dataset="test")
         y0, x0 = corners[i]
         np.testing.assert_array_equal(crop[row], full[y0 : y0 + 32, x0 : x0 + 32] / np.float32(255))
-        np.testing.assert_allclose(resize[row].mean(), full.mean() / 255, atol=0.01)
+        # the reconstruction: Pillow's antialiased bilinear resize of the decoded 64x64 RGB image (torchvision's
+        # Resize default), redone here straight from the JPEG bytes
+        with Image.open(io.BytesIO(jpeg[offsets[i] : offsets[i + 1]].tobytes())) as source:
+            expected = np.asarray(source.convert("RGB").resize((32, 32), Image.BILINEAR))
+        np.testing.assert_array_equal(resize[row], expected / np.float32(255))
 
 
 def test_dbpedia_subset_real(data_dir):

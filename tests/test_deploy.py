@@ -61,12 +61,13 @@ def test_layer_equals_numpy_detector(synthetic, detector):
     output = keras.ops.convert_to_numpy(layer(layer_input(detector, test)))
     assert output.shape == (600, N + 1) and output.dtype == np.float32
     np.testing.assert_allclose(output, expected, atol=1e-5, rtol=0)
-    # batch invariance: each row depends on its own input only
+    # batch invariance: each row depends on its own input only, up to float32 rounding (a few ulps near 1:
+    # vectorised CPU kernels may round a batch of 7 differently from one of 600)
     pieces = [
         keras.ops.convert_to_numpy(layer(layer_input(detector, {k: v[s : s + 7] for k, v in test.items()})))
         for s in range(0, 600, 7)
     ]
-    np.testing.assert_allclose(np.concatenate(pieces), output, atol=1e-7, rtol=0)
+    np.testing.assert_allclose(np.concatenate(pieces), output, atol=5e-7, rtol=0)
 
 
 def test_rank_calibration_breaks_ties_like_the_detector(synthetic):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from keras import layers
 
-from keras_crosr.dhrnet import build_dhrnet, compile_dhrnet, dhrnet_targets, inference_model
+from keras_crosr.dhrnet import ImageReconstructionError, build_dhrnet, compile_dhrnet, dhrnet_targets, inference_model
 from keras_crosr.layers import LateralBottleneck, TopDownCombiner
 
 VOCAB, LENGTH = 40, 10
@@ -185,14 +185,30 @@ def test_dhrnet_targets():
         dhrnet_targets(x, y[:3])
 
 
-def test_tf_data_pipeline():
+def test_tf_data_pipeline_trains_like_arrays():
     import tensorflow as tf
 
-    model = compile_dhrnet(build_dhrnet(small_stages(), num_classes=3, input_shape=(8, 8, 1), latent_dim=4))
+    def model_from(weights=None):
+        model = build_dhrnet(small_stages(), num_classes=3, input_shape=(8, 8, 1), latent_dim=4, dropout=0.0)
+        if weights is not None:
+            model.set_weights(weights)
+        return compile_dhrnet(model)
+
     x, y = image_data(16, (8, 8, 1), classes=3)
+    from_arrays = model_from()
+    initial = from_arrays.get_weights()
+    from_dataset = model_from(initial)
+    # one epoch of the same 2 batches in the same order (no dropout, no shuffling), from the same weights
+    history = from_arrays.fit(x, dhrnet_targets(x, y), batch_size=8, shuffle=False, epochs=1, verbose=0).history
     dataset = tf.data.Dataset.from_tensor_slices((x, y)).map(lambda a, b: (a, dhrnet_targets(a, b))).batch(8)
-    history = model.fit(dataset, epochs=1, verbose=0).history
-    assert np.isfinite(history["loss"][0])
+    dataset_history = from_dataset.fit(dataset, shuffle=False, epochs=1, verbose=0).history
+    assert set(dataset_history) == set(history)
+    for key, value in history.items():
+        np.testing.assert_allclose(dataset_history[key], value, rtol=1e-5, err_msg=key)
+    trained = from_arrays.get_weights()
+    assert max(np.abs(a - b).max() for a, b in zip(trained, initial)) > 1e-4  # the epoch moved the weights
+    for a, b in zip(from_dataset.get_weights(), trained):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
 def test_mixed_precision():
@@ -270,8 +286,53 @@ def test_compile_metrics_fail_at_compile_time_unless_supervised():
     for key in ("metrics", "weighted_metrics"):
         with pytest.raises(ValueError, match=rf"`{key}` cannot be computed.*\['latent'\] has none"):
             compile_dhrnet(model, **{key: {"logits": ["accuracy"]}})
-    supervised = build_dhrnet(small_stages(), num_classes=3, input_shape=(8, 8, 1), variant="supervised")
+    supervised = build_dhrnet(
+        small_stages(), num_classes=3, input_shape=(8, 8, 1), variant="supervised", dropout=0.0
+    )
     compile_dhrnet(supervised, metrics={"logits": ["accuracy"]})
+    x, y = image_data(32, (8, 8, 1), classes=3)
+    targets = dhrnet_targets(x, y, model=supervised)
+
+    def accuracy():  # computed independently, on the current weights
+        return np.mean(np.argmax(supervised.predict(x, verbose=0)["logits"], axis=1) == y)
+
+    before = accuracy()
+    # train_on_batch reports the metric of its forward pass, before the update
+    logs = supervised.train_on_batch(x, targets, return_dict=True)
+    assert logs["accuracy"] == pytest.approx(before, abs=1e-6)
+    for _ in range(5):
+        supervised.train_on_batch(x, targets)
+    after = accuracy()
+    assert after != before  # the training changed the predictions, so the check below is not the one above
+    assert supervised.evaluate(x, targets, batch_size=8, verbose=0, return_dict=True)["accuracy"] == pytest.approx(
+        after, abs=1e-6
+    )
+
+
+def test_sample_weight_weights_whole_images():
+    model = compile_dhrnet(
+        build_dhrnet(small_stages(), num_classes=3, input_shape=(8, 8, 1), latent_dim=4, dropout=0.0)
+    )
+    x, y = image_data(16, (8, 8, 1), classes=3)
+    weights = np.linspace(0.0, 2.0, 16).astype("float32")
+    reconstruction = model.predict(x, verbose=0)["reconstruction"]
+    per_image = np.mean((reconstruction - x) ** 2, axis=(1, 2, 3))
+    plain = model.evaluate(x, dhrnet_targets(x, y), batch_size=16, verbose=0, return_dict=True)
+    weighted = model.evaluate(x, dhrnet_targets(x, y), sample_weight=weights, batch_size=16, verbose=0,
+                              return_dict=True)
+    assert plain["reconstruction_loss"] == pytest.approx(np.mean((reconstruction - x) ** 2), rel=1e-5)
+    assert weighted["reconstruction_loss"] == pytest.approx(np.mean(weights * per_image), rel=1e-5)
+    history = model.fit(x, dhrnet_targets(x, y), sample_weight=weights, batch_size=8, epochs=1, verbose=0).history
+    assert np.isfinite(history["loss"][0])
+
+
+def test_a_compiled_image_dhrnet_round_trips_with_its_loss(tmp_path):
+    model = compile_dhrnet(
+        build_dhrnet(small_stages(), num_classes=3, input_shape=(8, 8, 1), latent_dim=4, dropout=0.0)
+    )
     x, y = image_data(8, (8, 8, 1), classes=3)
-    logs = supervised.train_on_batch(x, dhrnet_targets(x, y, model=supervised), return_dict=True)
-    assert 0.0 <= logs["accuracy"] <= 1.0
+    model.save(tmp_path / "m.keras")
+    restored = keras.saving.load_model(tmp_path / "m.keras")  # compiled: the registered loss is restored
+    assert isinstance(restored.loss["reconstruction"], ImageReconstructionError)
+    expected = model.evaluate(x, dhrnet_targets(x, y), verbose=0, return_dict=True)
+    assert restored.evaluate(x, dhrnet_targets(x, y), verbose=0, return_dict=True) == pytest.approx(expected, rel=1e-6)

@@ -5,11 +5,13 @@ The device layouts (two logical CPUs, two loopback workers, two JAX host devices
 JAX initialise, so they run in subprocesses (tests/_distribute_worker.py), all started at once by one fixture.
 """
 
+import importlib.util
 import json
 import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import keras
@@ -17,7 +19,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_crosr import CROSR, OpenSetHead, build_dhrnet, compile_dhrnet, dhrnet_targets
+from keras_crosr import CROSR, OpenSetHead, build_dhrnet, build_open_set_model, compile_dhrnet, dhrnet_targets
 from keras_crosr.datasets import load_cifar10, load_tinyimagenet
 from keras_crosr.datasets._source import DatasetNotFoundError
 from keras_crosr.datasets.embedded import load_sample
@@ -46,7 +48,9 @@ def runs(tmp_path_factory):
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
     env.pop("TF_CONFIG", None)
     cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
-    jobs = {"mirrored": env, "jax": env}
+    jobs = {"mirrored": env}
+    if importlib.util.find_spec("jax") is not None:
+        jobs["jax"] = env
     for index in range(2):
         task = {"cluster": cluster, "task": {"type": "worker", "index": index}}
         jobs[f"worker{index}"] = dict(env, TF_CONFIG=json.dumps(task))
@@ -58,9 +62,19 @@ def runs(tmp_path_factory):
             command, env=job_env, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
     results = {}
+    deadline = time.monotonic() + TIMEOUT_S  # they run together: one deadline for all
     try:
         for name, process in processes.items():
-            output, _ = process.communicate(timeout=TIMEOUT_S)
+            try:
+                output, _ = process.communicate(timeout=max(1.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                output, _ = process.communicate()
+                results[name] = RuntimeError(
+                    f"{name} did not finish within {TIMEOUT_S} s (all subprocesses run together; a loaded machine "
+                    f"or a hung multi-worker handshake); killed. Its last output:\n{output[-4000:]}"
+                )
+                continue
             if process.returncode:
                 results[name] = RuntimeError(f"{name} exited with {process.returncode}:\n{output[-4000:]}")
             else:
@@ -106,11 +120,12 @@ def test_two_multi_worker_processes_train_and_fit_the_head_like_one_device(runs)
 
 
 def test_jax_data_parallel_on_two_devices_matches_one_device(runs):
+    pytest.importorskip("jax")
     result = _result(runs, "jax")
     assert result["devices"] == 2
     one, two = result["one_device"], result["distributed"]
-    assert "SingleDeviceSharding" in one["kernel_sharding"]
-    assert "'batch': 2" in two["kernel_sharding"]  # variables replicated over the 2-device mesh
+    assert one["kernel_devices"] == 1
+    assert two["kernel_devices"] == 2 and two["kernel_replicated"]  # variables replicated over the 2-device mesh
     _assert_same_run(two, one)  # with dropout 0.25: the masks are the same global ones
     assert two["sharded_vs_local"] < 1e-5
 
@@ -253,6 +268,8 @@ def test_mixed_precision_keeps_latent_reconstruction_loss_and_head_in_float32(po
             assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
         head = OpenSetHead((x, y), detector=CROSR(tail_size=5), batch_size=64, verbose=0)
         history = model.fit(x, dhrnet_targets(x, y), batch_size=32, epochs=3, verbose=0, callbacks=[head])
+        deployed = build_open_set_model(model, head.detector_)  # built under the policy: its head stays float32
+        assert deployed.get_layer("open_set").compute_dtype == "float32"
     finally:
         keras.mixed_precision.set_global_policy(previous)
     assert np.isfinite(history.history["loss"]).all() and history.history["loss"][-1] < history.history["loss"][0]
@@ -263,9 +280,12 @@ def test_mixed_precision_keeps_latent_reconstruction_loss_and_head_in_float32(po
     y_pred = {k: keras.ops.convert_to_tensor(v) for k, v in outputs.items()}
     loss = keras.losses.MeanSquaredError()(x[:8], y_pred["reconstruction"])
     assert keras.backend.standardize_dtype(loss.dtype) == "float32"
-    detector = head.detector_
-    assert detector.means_.dtype in (np.float32, np.float64)
-    assert np.all(np.isfinite(np.asarray(detector.weibull_.scale)))
     features = head.features(x)
     assert {v.dtype for v in features.values()} == {np.dtype(np.float32)}
-    np.testing.assert_allclose(detector.predict_proba(features).sum(axis=1), 1.0, atol=1e-5)
+    # the low-precision network learnt the 3 classes: held-out closed-set accuracy (measured 0.97, chance 0.33)
+    test = np.flatnonzero(sample["y_test"] < 3)
+    logits = model.predict(sample["x_test"][test], verbose=0)["logits"]
+    assert np.mean(np.argmax(logits, axis=1) == sample["y_test"][test]) > 0.85
+    # the numpy head on the low-precision features == the deployed model's float32 layer (measured diff < 4e-7)
+    x_check = np.concatenate([sample["x_test"][test][:40], sample["omniglot"][:40]])
+    np.testing.assert_allclose(deployed.predict(x_check, verbose=0), head.predict_proba(x_check), atol=1e-5)

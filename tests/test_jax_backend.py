@@ -79,3 +79,45 @@ def test_dhrnet_on_jax_without_tensorflow(tmp_path):
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "JAX OK" in result.stdout
+
+
+TF_DATA_SCRIPT = textwrap.dedent(
+    """
+    import keras
+    import numpy as np
+    import tensorflow as tf
+    from keras import layers
+
+    from keras_crosr import CROSR, OpenSetHead, build_dhrnet, compile_dhrnet, dhrnet_targets
+    from keras_crosr.datasets.embedded import load_sample
+
+    assert keras.backend.backend() == "jax", keras.backend.backend()
+    keras.utils.set_random_seed(0)
+    sample = load_sample()
+    x, y = sample["x_train"][:600], sample["y_train"][:600]
+    stages = [
+        keras.Sequential([layers.Conv2D(8, 3, padding="same", activation="relu"), layers.MaxPooling2D()]),
+        keras.Sequential([layers.Conv2D(16, 3, padding="same", activation="relu"), layers.MaxPooling2D()]),
+    ]
+    model = compile_dhrnet(build_dhrnet(stages, num_classes=10, input_shape=(28, 28, 1), latent_dim=4),
+                           keras.optimizers.Adam(3e-3))
+    model.fit(x, dhrnet_targets(x, y), epochs=2, batch_size=64, verbose=0)
+    arrays = OpenSetHead((x, y), detector=CROSR(tail_size=3), verbose=0).fit(model)
+    batches = tf.data.Dataset.from_tensor_slices((x, dhrnet_targets(x, y))).batch(128)
+    dataset = OpenSetHead(batches, detector=CROSR(tail_size=3), verbose=0).fit(model)
+    np.testing.assert_allclose(dataset.detector_.means_, arrays.detector_.means_, atol=1e-5)
+    np.testing.assert_allclose(dataset.predict_proba(x[:50]), arrays.predict_proba(x[:50]), atol=1e-5)
+    print("JAX tf.data OK")
+    """
+)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed (pip install jax)")
+def test_open_set_head_reads_tf_data_batches_on_jax(tmp_path):
+    """On Colab, Keras on JAX beside TensorFlow: an OpenSetHead fed a tf.data.Dataset (TensorFlow tensors)."""
+    env = dict(os.environ, KERAS_BACKEND="jax", PYTHONPATH=str(REPO_ROOT), JAX_PLATFORMS="cpu")
+    result = subprocess.run(
+        [sys.executable, "-c", TF_DATA_SCRIPT], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "JAX tf.data OK" in result.stdout

@@ -68,6 +68,10 @@ class LateralBottleneckTest(testing.TestCase):
         identity = LateralBottleneck.from_config(LateralBottleneck(identity=True).get_config())
         self.assertTrue(identity.identity)
         self.assertIsNone(identity.latent_dim)
+        from_numpy = LateralBottleneck(latent_dim=np.int64(7), kernel_size=np.int32(1))  # e.g. from an array's shape
+        config = from_numpy.get_config()
+        self.assertEqual((config["latent_dim"], config["kernel_size"]), (7, 1))
+        self.assertIs(type(config["latent_dim"]), int)  # a Python int: the config is JSON in model.save
 
     def test_errors(self):
         for bad in (0, -3, 2.5, None, True):
@@ -130,6 +134,35 @@ class TopDownCombinerTest(testing.TestCase):
         expected = np.maximum((upsampled + lateral) @ kernel + layer.bias.numpy(), 0)
         self.assertAllClose(out, expected, atol=1e-5)
         self.assertGreater(np.mean(out == 0), 0.0)
+
+    def test_math_projection_upsampling_and_3x3_conv(self):
+        # the path of real backbones: the top-down input has other channels (a learned 1x1 projection), a coarser
+        # grid (nearest-neighbour up-sampling), and g_l's convolution is 3x3 ("same", zero padding)
+        rng = np.random.default_rng(0)
+        for top_shape, lateral_shape in (((1, 3, 2, 6), (1, 6, 6, 4)), ((2, 5, 8), (2, 10, 6))):
+            layer = TopDownCombiner(kernel_size=3, bias_initializer="random_normal")
+            top = rng.normal(size=top_shape).astype("float32")
+            lateral = rng.normal(size=lateral_shape).astype("float32")
+            out = ops.convert_to_numpy(layer([top, lateral]))
+            if top.ndim == 3:  # a sequence is a one-row image for the numpy reference below
+                top, lateral, out = top[:, None], lateral[:, None], out[:, None]
+                kernel = layer.kernel.numpy()[None]
+            else:
+                kernel = layer.kernel.numpy()
+            projected = top @ layer.projection_kernel.numpy().reshape(top.shape[-1], -1) + layer.projection_bias.numpy()
+            factors = (lateral.shape[1] // top.shape[1], lateral.shape[2] // top.shape[2])
+            summed = projected.repeat(factors[0], axis=1).repeat(factors[1], axis=2) + lateral
+            kh, kw = kernel.shape[:2]
+            padded = np.pad(summed, ((0, 0), (kh // 2, kh // 2), (kw // 2, kw // 2), (0, 0)))
+            height, width = summed.shape[1:3]
+            expected = sum(
+                padded[:, i : i + height, j : j + width] @ kernel[i, j] for i in range(kh) for j in range(kw)
+            )
+            expected = np.maximum(expected + layer.bias.numpy(), 0)
+            self.assertEqual(layer.projection_kernel.shape[-2:], (top.shape[-1], lateral.shape[-1]))
+            self.assertAllClose(out, expected, atol=1e-5)
+            self.assertGreater(np.mean(out == 0), 0.0)
+            self.assertGreater(np.mean(out > 0), 0.0)
 
     def test_config_round_trip(self):
         layer = TopDownCombiner(kernel_size=5, bias_initializer="ones", name="g")

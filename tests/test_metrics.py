@@ -127,7 +127,7 @@ def test_oscr_matches_brute_force_definition():
         correct_rate = (accepted & known & (best == labels)).sum() / known.sum()
         points.append((false_positive_rate, correct_rate))
     fpr, ccr = np.array(points).T
-    expected = np.trapezoid(ccr, fpr)
+    expected = np.sum(np.diff(fpr) * (ccr[1:] + ccr[:-1]) / 2)  # the trapezoid rule (np.trapezoid needs numpy 2)
     assert metrics.oscr(labels, proba) == pytest.approx(expected)
     assert metrics.oscr(labels, proba) <= metrics.closed_set_accuracy(labels, proba, n_classes=4)
 
@@ -147,8 +147,10 @@ def test_f1_vs_threshold_equals_per_threshold_macro_f1(seed):
 
 def test_open_set_scores_dict():
     scores = metrics.open_set_scores(HAND_LABELS, HAND_PROBA)
-    # threshold .5: predictions 0, 0, 0, 1, 0
-    assert scores["macro_f1"] == pytest.approx(metrics.macro_f1(HAND_LABELS, [0, 0, 0, 1, 0], n_classes=2))
+    # threshold .5 (.5 itself accepted): predictions 0, 0, 0, 1, 0 for labels 0, 1, 0, 2, 2
+    # class 0: 2 right of 4 predicted, 2 of 2 found: 2 * (1/2 * 1) / (1/2 + 1) = 2/3; class 1: its sample is
+    # predicted 0, its one prediction is an unknown: 0; unknown: never predicted: 0 -> (2/3 + 0 + 0) / 3 = 2/9
+    assert scores["macro_f1"] == pytest.approx(2 / 9)
     assert scores["closed_set_accuracy"] == pytest.approx(2 / 3)
     assert scores["oscr"] == pytest.approx(0.5)
     # default unknown score = minus the best known probability: 5 of the 6 pairs ordered right
@@ -174,6 +176,13 @@ def test_open_set_scores_dict():
         (lambda: metrics.closed_set_accuracy([0, 1], np.zeros((2, 1)), n_classes=2), "columns"),
         (lambda: metrics.f1_vs_threshold(HAND_PROBA, HAND_LABELS, [[0.5]]), "thresholds"),
         (lambda: metrics.f1_vs_threshold(HAND_PROBA, HAND_LABELS, [np.nan]), "NaN"),
+        (lambda: metrics.f1_vs_threshold(HAND_PROBA[:0], HAND_LABELS[:0], [0.5]), "no samples"),
+        (lambda: metrics.closed_set_accuracy([0, 1], [0, 7], n_classes=2), r"`predictions` must be in 0\.\.2"),
+        (lambda: metrics.macro_f1([0], [0], n_classes=0), "`n_classes` must be a positive integer"),
+        (lambda: metrics.unknown_auroc([0, 2], [0.1, 0.2], n_classes=2.0), "`n_classes` must be a positive integer"),
+        (lambda: metrics.predict_open_set(HAND_PROBA, threshold=np.nan), "`threshold` must be a finite number"),
+        (lambda: metrics.predict_open_set(HAND_PROBA, threshold="0.5"), "`threshold` must be a finite number"),
+        (lambda: metrics.open_set_scores(HAND_LABELS, HAND_PROBA, threshold=np.full(5, 0.5)), "threshold"),
     ],
 )
 def test_clear_errors(call, message):

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from sklearn.base import clone
 
+from keras_crosr import openset
 from keras_crosr.openset import (
     CROSR,
     DetectorFileError,
@@ -209,13 +210,18 @@ def test_one_class_scores_replace_the_distance():
     [SoftmaxThreshold(), OpenMax(tail_size=10, alpha=2), CROSR(tail_size=10), OneClassCROSR(tail_size=10)],
     ids=lambda d: type(d).__name__,
 )
-def test_batch_order_and_size_do_not_change_outputs(detector):
-    features, labels = clusters(n_per_class=400)  # 1200 rows, more than one internal block of 1024
+def test_batch_order_and_size_do_not_change_outputs(detector, monkeypatch):
+    # predict_proba works in blocks of openset._BLOCK rows (4096); shrink it to 64 so that the 1200 rows below
+    # span 19 blocks (the last one partial) and the per-block slicing of logits and latent is exercised
+    monkeypatch.setattr(openset, "_BLOCK", 64)
+    features, labels = clusters(n_per_class=400)  # 1200 rows
     detector.fit(features, labels)
     rng = np.random.default_rng(5)
     x = {k: v + rng.normal(0, 1.5, v.shape) for k, v in features.items()}
     full = detector.predict_proba(x)
-    for size in (1, 7, 1024, 1100):
+    rows = [detector.predict_proba({k: v[i : i + 1] for k, v in x.items()}) for i in range(1200)]
+    np.testing.assert_array_equal(np.concatenate(rows), full)
+    for size in (7, 64, 100, 1100):
         parts = [detector.predict_proba({k: v[s : s + size] for k, v in x.items()}) for s in range(0, 1200, size)]
         np.testing.assert_array_equal(np.concatenate(parts), full)
     order = rng.permutation(1200)

@@ -94,6 +94,75 @@ def test_random_tails_match_libmr(translate_amount):
                 fit_high(cases[i][0], cases[i][1], translate_amount=translate_amount)
 
 
+# libmr 0.1.9's own numbers for three small fixed tails, recorded with it (MR(translate_amount=t).fit_high,
+# get_params() and w_score at PROBES), so that fit_high is checked against libMR where libmr is not installed.
+GOLDEN_TAILS = {
+    "distances": ([0.42, 1.37, 0.88, 2.95, 1.02, 3.61, 0.15, 2.2, 1.74, 4.08, 0.67, 2.58], 8),
+    "negative": ([-3.5, -1.25, -7.0, -0.5, -2.75, -4.0, -0.05, -1.9], 5),
+    "heavy": ([0.9, 1.1, 1.3, 1.2, 2.0, 8.5, 1.05, 30.0, 1.6, 0.95, 4.2, 120.0, 1.4, 2.7], 12),
+}
+GOLDEN_PROBES = {
+    "distances": [0.0, 1.5, 2.5, 3.0, 4.0, 6.0],
+    "negative": [-8.0, -3.0, -2.0, -1.0, 0.0, 2.0],
+    "heavy": [0.5, 1.5, 3.0, 10.0, 50.0, 200.0],
+}
+# (translate_amount, name): ((scale, shape, sign, translate_amount, small_score), w_scores at the probes)
+GOLDEN_LIBMR = {
+    (1, "distances"): (
+        (2.7374242159302016, 2.6579320811975164, 1, 1, 1.02),
+        [0.0, 0.17719632448383082, 0.5365842754037915, 0.7144011787390552, 0.9330695087920274, 0.9996577007831253],
+    ),
+    (1, "negative"): (
+        (2.768875084450749, 2.8765513584723137, 1, 1, -2.75),
+        [0.0, 0.023080132849613744, 0.23446433362757957, 0.624882538583554, 0.9086344151720426, 0.9997206515061302],
+    ),
+    (1, "heavy"): (
+        (7.525615431975976, 0.5731447136930745, 1, 1, 1.05),
+        [0.18045088892968975, 0.32235812694500743, 0.44269508433333515, 0.6907412651114142, 0.948120843058241,
+         0.9985727768103448],
+    ),
+    (10000, "distances"): (
+        (10001.932613483685, 10533.72266247593, 1, 10000, 1.02),
+        [0.04361842844356856, 0.19470347767685037, 0.4625048186460009, 0.6504721916231488, 0.9508679251693469,
+         0.9999999999822107],
+    ),
+    (10000, "negative"): (
+        (10001.929995534581, 12258.113984550304, 1, 10000, -2.75),
+        [0.00015030302043361754, 0.06677707057962323, 0.209784552317279, 0.5515855851677152, 0.9348935414408248,
+         0.9999999999999826],
+    ),
+    (10000, "heavy"): (
+        (10033.21852963025, 209.15964736259434, 1, 10000, 1.05),
+        [0.38984017533564963, 0.39617836329173894, 0.40580800423641505, 0.4526034195295633, 0.7503667334578803,
+         0.9999999999999569],
+    ),
+}
+
+
+@pytest.mark.parametrize("translate_amount, name", sorted(GOLDEN_LIBMR), ids=lambda v: str(v))
+def test_fit_high_reproduces_recorded_libmr_numbers(translate_amount, name):
+    """Runs without libmr: the default numpy backend against libMR's numbers recorded above."""
+    data, tail_size = GOLDEN_TAILS[name]
+    (scale, shape, sign, translate, small_score), w_scores = GOLDEN_LIBMR[translate_amount, name]
+    ours = fit_high(np.array(data), tail_size, translate_amount=translate_amount)
+    assert ours.n_models == 1
+    np.testing.assert_allclose(ours.scale[0], scale, rtol=RTOL)
+    np.testing.assert_allclose(ours.shape[0], shape, rtol=RTOL)
+    assert ours.sign[0] == sign and ours.translate_amount[0] == translate and ours.small_score[0] == small_score
+    probes = np.array(GOLDEN_PROBES[name])[:, None]
+    np.testing.assert_allclose(ours.w_score(probes)[:, 0], w_scores, rtol=RTOL, atol=W_ATOL)
+
+
+@needs_libmr
+@pytest.mark.parametrize("translate_amount, name", sorted(GOLDEN_LIBMR), ids=lambda v: str(v))
+def test_recorded_libmr_numbers_are_libmr_s(translate_amount, name):
+    data, tail_size = GOLDEN_TAILS[name]
+    mr = libmr_fit(data, tail_size, translate_amount)
+    params, w_scores = GOLDEN_LIBMR[translate_amount, name]
+    assert mr.get_params() == params
+    assert [mr.w_score(x) for x in GOLDEN_PROBES[name]] == w_scores
+
+
 HARD_CASES = {
     "ties": (np.r_[np.full(15, 2.0), np.full(15, 1.0)], 20, 1),
     "one_outlier_then_ties": (np.r_[5.0, np.full(29, 1.0)], 20, 1),
