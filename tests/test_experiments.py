@@ -128,18 +128,19 @@ def test_interrupted_training_resumes_at_its_last_finished_epoch(tmp_path, monke
         def on_epoch_end(self, epoch, logs=None):  # runs after BackupAndRestore saved this epoch
             raise Crash(f"crash after epoch {epoch + 1}")
 
+    small = dataclasses.replace(TINY, quick=Budget(epochs=2, train=300, test=100))  # the bookkeeping, cheaply
     monkeypatch.setattr(keras.callbacks, "TerminateOnNaN", CrashAfterFirstEpoch)
     with pytest.raises(Crash, match="after epoch 1"):
-        Runner(TINY, tmp_path, quick=True, verbose=0).run()
+        Runner(small, tmp_path, quick=True, verbose=0).run()
     networks = tmp_path / "networks"
     assert (networks / "mnist_cnn-dhrnet.backup").is_dir() and not (networks / "mnist_cnn-dhrnet.keras").exists()
     monkeypatch.undo()
     capsys.readouterr()
-    text = Runner(TINY, tmp_path, quick=True, verbose=1).run()
+    text = Runner(small, tmp_path, quick=True, verbose=1).run()
     assert "[mnist_cnn-dhrnet] resumed an interrupted training after its epoch 1" in capsys.readouterr().out
     training = json.loads((tmp_path / "results.json").read_text())["mnist_cnn-dhrnet/training"]
     assert training["epochs"] == 2 and training["resumed_at_epoch"] == 1
-    assert "2 epochs on 1000 samples, resumed after epoch 1:" in text and "s for the last 1 (" in text
+    assert "2 epochs on 300 samples, resumed after epoch 1:" in text and "s for the last 1 (" in text
     assert (networks / "mnist_cnn-dhrnet.keras").is_file() and not (networks / "mnist_cnn-dhrnet.backup").exists()
 
 
