@@ -418,8 +418,8 @@ class CROSR(_CentroidCalibrated):
 class OneClassCROSR(_WeibullCalibrated):
     """CROSR with a scikit-learn one-class learner per class instead of the l2 distance (Table 6).
 
-    One ``OneClassSVM()`` or ``IsolationForest()`` (scikit-learn defaults) per class is fitted on that
-    class's correctly classified features ``f`` (``concat([y, z])``, or ``y`` alone with
+    One ``OneClassSVM(gamma=gamma)`` or ``IsolationForest()`` (otherwise scikit-learn's defaults, as in the
+    paper) per class is fitted on that class's correctly classified features ``f`` (``concat([y, z])``, or ``y`` alone with
     ``use_latent=False``, the table's "Supervised +" rows). The outlier score replacing ``d(x, C_c)`` is the
     negated decision function, ``d[i, c] = -estimators_[c].decision_function(f[i])`` (scikit-learn's is
     positive for inliers, so larger means more outlying, like a distance); class ``c``'s Weibull model is
@@ -431,6 +431,10 @@ class OneClassCROSR(_WeibullCalibrated):
 
     Args:
         estimator: ``"ocsvm"`` or ``"isoforest"``.
+        gamma: the SVM's RBF kernel coefficient: ``"auto"`` (``1 / D``, scikit-learn's default until 0.22, when
+            the paper was written), ``"scale"`` (``1 / (D * X.var())``, its default since) or a positive number.
+            It matters: on MNIST's class split (trial 3, supervised logits) "auto" rejects more, macro-F1 0.930
+            against 0.772, at a lower AUROC (0.976 against 0.987).
         use_latent: use ``concat([y, z])`` (True, needs ``features["latent"]``) or ``y`` alone.
         random_state: seed of ``IsolationForest`` (unused by the SVM).
         tail_size, alpha, threshold, translate_amount: as in :class:`CROSR`.
@@ -443,6 +447,7 @@ class OneClassCROSR(_WeibullCalibrated):
     def __init__(
         self,
         estimator="ocsvm",
+        gamma="auto",
         tail_size=20,
         alpha=None,
         threshold=0.5,
@@ -452,6 +457,7 @@ class OneClassCROSR(_WeibullCalibrated):
     ):
         super().__init__(tail_size=tail_size, alpha=alpha, threshold=threshold, translate_amount=translate_amount)
         self.estimator = estimator
+        self.gamma = gamma
         self.use_latent = use_latent
         self.random_state = random_state
 
@@ -463,12 +469,16 @@ class OneClassCROSR(_WeibullCalibrated):
         super()._check_params()
         if self.estimator not in ("ocsvm", "isoforest"):
             raise ValueError(f'estimator must be "ocsvm" or "isoforest", got {self.estimator!r}')
+        if self.gamma not in ("auto", "scale") and not (
+            isinstance(self.gamma, numbers.Real) and not isinstance(self.gamma, bool) and self.gamma > 0
+        ):
+            raise ValueError(f'gamma must be "auto", "scale" or a positive number, got {self.gamma!r}')
 
     def _new_estimator(self):
         if self.estimator == "ocsvm":
             from sklearn.svm import OneClassSVM
 
-            return OneClassSVM()
+            return OneClassSVM(gamma=self.gamma)
         from sklearn.ensemble import IsolationForest
 
         return IsolationForest(random_state=self.random_state)

@@ -7,6 +7,7 @@ import zipfile
 import numpy as np
 import pytest
 from sklearn.base import clone
+from sklearn.svm import OneClassSVM
 
 from keras_crosr import openset
 from keras_crosr.openset import (
@@ -205,6 +206,20 @@ def test_one_class_scores_replace_the_distance():
     assert logits_only.predict(features["logits"]).shape == labels.shape
 
 
+def test_one_class_svm_uses_the_papers_scikit_learn_default_kernel_width():
+    """The paper used scikit-learn's defaults of 2018: gamma="auto" (1 / D); "scale" is the default since 0.22."""
+    features, labels = clusters()
+    f = np.concatenate([features["logits"], features["latent"]], axis=1)
+    detector = OneClassCROSR("ocsvm", tail_size=10).fit(features, labels)
+    reference = OneClassSVM(gamma=1.0 / f.shape[1]).fit(f[(np.argmax(features["logits"], axis=1) == labels)
+                                                         & (labels == 1)])
+    np.testing.assert_allclose(detector.estimators_[1].decision_function(f), reference.decision_function(f),
+                               rtol=1e-9, atol=1e-12)
+    scaled = OneClassCROSR("ocsvm", gamma="scale", tail_size=10).fit(features, labels)
+    assert not np.allclose(scaled.predict_proba(features), detector.predict_proba(features))
+    assert clone(scaled).get_params()["gamma"] == "scale"
+
+
 @pytest.mark.parametrize(
     "detector",
     [SoftmaxThreshold(), OpenMax(tail_size=10, alpha=2), CROSR(tail_size=10), OneClassCROSR(tail_size=10)],
@@ -323,6 +338,8 @@ def test_failed_weibull_fit_names_the_class():
         (CROSR(distance="cosine"), "euclidean"),
         (OpenMax(translate_amount=np.inf), "translate_amount"),
         (OneClassCROSR(estimator="lof"), "ocsvm"),
+        (OneClassCROSR(gamma=0), "gamma"),
+        (OneClassCROSR(gamma="0.1"), "gamma"),
         (SoftmaxThreshold(threshold=-0.1), "threshold"),
     ],
     ids=lambda x: x if isinstance(x, str) else type(x).__name__,
