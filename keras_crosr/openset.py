@@ -419,9 +419,9 @@ class OneClassCROSR(_WeibullCalibrated):
     """CROSR with a scikit-learn one-class learner per class instead of the l2 distance (Table 6).
 
     One ``OneClassSVM(gamma=gamma)`` or ``IsolationForest()`` (otherwise scikit-learn's defaults, as in the
-    paper) per class is fitted on that class's correctly classified features ``f`` (``concat([y, z])``, or ``y`` alone with
-    ``use_latent=False``, the table's "Supervised +" rows). The outlier score replacing ``d(x, C_c)`` is the
-    negated decision function, ``d[i, c] = -estimators_[c].decision_function(f[i])`` (scikit-learn's is
+    paper) per class is fitted on that class's correctly classified features ``f`` (``concat([y, z])``, or ``y``
+    alone with ``use_latent=False``, the table's "Supervised +" rows). The outlier score replacing ``d(x, C_c)``
+    is the negated decision function, ``d[i, c] = -estimators_[c].decision_function(f[i])`` (scikit-learn's is
     positive for inliers, so larger means more outlying, like a distance); class ``c``'s Weibull model is
     fitted on the ``tail_size`` largest such scores of its training samples (libMR's shift makes negative
     scores fine), and steps 2-4 of :class:`CROSR` follow unchanged.
@@ -431,8 +431,8 @@ class OneClassCROSR(_WeibullCalibrated):
 
     Args:
         estimator: ``"ocsvm"`` or ``"isoforest"``.
-        gamma: the SVM's RBF kernel coefficient: ``"auto"`` (``1 / D``, scikit-learn's default until 0.22, when
-            the paper was written), ``"scale"`` (``1 / (D * X.var())``, its default since) or a positive number.
+        gamma: the SVM's RBF kernel coefficient: ``"auto"`` (``1 / D``: scikit-learn's default before 0.22, so
+            the paper's), ``"scale"`` (``1 / (D * X.var())``, its default since) or a positive number.
             It matters: on MNIST's class split (trial 3, supervised logits) "auto" rejects more, macro-F1 0.930
             against 0.772, at a lower AUROC (0.976 against 0.987).
         use_latent: use ``concat([y, z])`` (True, needs ``features["latent"]``) or ``y`` alone.
