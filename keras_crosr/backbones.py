@@ -261,8 +261,9 @@ def neal_cnn():
     three groups of three 3x3 convolutions without bias, each followed by batch normalization and
     LeakyReLU(0.2), with 64, 64, 128 | 128, 128, 128 | 128, 128, 128 filters, the last convolution of each group
     having stride 2; then one fully connected layer from the flattened ``(H/8, W/8, 128)`` map to the N classes.
-    The reference applies Dropout2d(0.2) before the second and third groups; ``build_dhrnet``'s dropout after
-    each stage takes that place. One lateral after each group::
+    The reference applies channel-wise Dropout2d(0.2) to the input and before the second and third groups;
+    ``build_dhrnet``'s (element-wise) dropout after each stage and before the classifier, as for every backbone,
+    takes their place. One lateral after each group::
 
         stage 1 -> x_1 (H/2, W/2, 128);  stage 2 -> x_2 (H/4, W/4, 128);  stage 3 -> x_3 (H/8, W/8, 128)
 
