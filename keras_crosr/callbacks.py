@@ -151,10 +151,9 @@ class OpenSetHead(keras.callbacks.Callback):
 
     def _train_batches(self):
         """The `(x, y)` batches of an iterable `train_data` (the first `steps`) and their number (None when
-        unknown); an endless `tf.data.Dataset` without `steps` is an error, not an endless loop."""
+        unknown); an endless dataset without `steps` was refused at construction."""
         if self.steps is not None:
             return itertools.islice(iter(self.train_data), self.steps), self.steps
-        _check_not_endless(self.train_data)
         try:
             n_batches = len(self.train_data)
         except TypeError:  # unknown cardinality

@@ -354,6 +354,15 @@ class Runner:
         self.workspace.record(key, {**{k: (round(v, 4) if isinstance(v, float) else v) for k, v in scores.items()},
                                     "detector": detector.get_params()})  # what the result was made with
 
+    def _pending_heads(self, prefix, *, backbone, dataset):
+        """``{network: heads not yet recorded under {prefix}/{variant}/{head}}`` for the networks with any."""
+        pending = {
+            network: [h for h in network.heads if h not in self.skip_heads
+                      and not self.finished(f"{prefix}/{network.variant}/{h}", h, backbone, dataset)]
+            for network in self.networks
+        }
+        return {network: heads for network, heads in pending.items() if heads}
+
     def _evaluate_heads(self, prefix, heads, features, y_known, unknown_sets, *, backbone, dataset):
         """Scores the known set once per head, then each unknown set, recording ``{prefix}/{head}/{set}``
         (``{prefix}/{head}`` when ``unknown_sets`` is ``None``: one unknown set called ``"unknown"``)."""
@@ -456,8 +465,7 @@ class Runner:
             where = {"backbone": backbone, "dataset": dataset}
             for trial in range(experiment.trials):
                 prefix = f"{dataset}/trial{trial}"
-                pending = [n for n in self.networks if not all(self.finished(f"{prefix}/{n.variant}/{h}", h, **where)
-                                                               for h in n.heads if h not in self.skip_heads)]
+                pending = self._pending_heads(prefix, **where)
                 if not pending:
                     continue
                 try:
@@ -472,14 +480,14 @@ class Runner:
                 keep_u = subsample(len(split.x_test_unknown), self.limit("test"), self.seed + trial + 1)
                 x_known, y_known = split.x_test_known[keep_k], split.y_test_known[keep_k]
                 x_unknown = split.x_test_unknown[keep_u]
-                for network in pending:  # a network whose evaluations are all recorded is not even loaded
+                for network, missing in pending.items():  # a network whose evaluations are all recorded is not loaded
                     key = f"{dataset.replace('+', 'plus')}-t{trial}-{backbone}-{network.variant}"
                     model = self.train(key, backbone, network.variant, x_train, y_train, split.num_known)
                     if model is None:
                         continue
                     feats = self.features(key, model, {"train": x_train, "known": x_known, "unknown": x_unknown})
                     self._closed_set(f"{prefix}/{network.variant}", feats["known"]["logits"], y_known)
-                    heads = self.fit_heads(network, feats["train"], y_train, **where)
+                    heads = self.fit_heads(network, feats["train"], y_train, heads=missing, **where)
                     self._evaluate_heads(f"{prefix}/{network.variant}", heads, feats, y_known, None, **where)
 
     def _run_dbpedia(self):
@@ -489,8 +497,7 @@ class Runner:
             for trial in range(experiment.trials):
                 setting = f"4/{4 + num_unknown}"
                 prefix = f"{setting}/seed{self.seed + trial}"
-                pending = [n for n in self.networks if not all(self.finished(f"{prefix}/{n.variant}/{h}", h, **where)
-                                                               for h in n.heads if h not in self.skip_heads)]
+                pending = self._pending_heads(prefix, **where)
                 if not pending:
                     continue
                 split, vocabulary = protocols.make_dbpedia_split(
@@ -501,7 +508,7 @@ class Runner:
                 keep_k = subsample(len(split.x_test_known), self.limit("test"), self.seed)
                 x_known, y_known = split.x_test_known[keep_k], split.y_test_known[keep_k]
                 x_unknown = split.x_test_unknown[subsample(len(split.x_test_unknown), self.limit("test"), self.seed)]
-                for network in pending:
+                for network, missing in pending.items():
                     # The seed alone draws the 4 known classes (and the vocabulary), so one network per seed
                     # serves every setting; only the unknown test set changes.
                     key = f"dbpedia-s{self.seed + trial}-{network.variant}"
@@ -514,7 +521,7 @@ class Runner:
                         arrays[f"unknown{num_unknown}"] = x_unknown
                     feats = self.features(key, model, arrays)
                     self._closed_set(f"{prefix}/{network.variant}", feats["known"]["logits"], y_known)
-                    heads = self.fit_heads(network, feats["train"], y_train, **where)
+                    heads = self.fit_heads(network, feats["train"], y_train, heads=missing, **where)
                     feats["unknown"] = feats.pop(f"unknown{num_unknown}", {k: v[:0] for k, v in feats["known"].items()})
                     self._evaluate_heads(f"{prefix}/{network.variant}", heads, feats, y_known, None, **where)
 
