@@ -38,6 +38,8 @@ def _parser():
     run.add_argument("--only", nargs="+", default=None, help="restrict to these evaluations (outlier sets, splits)")
     run.add_argument("--networks", nargs="+", default=None, help="restrict to these networks (BACKBONE-VARIANT)")
     run.add_argument("--skip-heads", nargs="+", default=(), help="heads to leave for a later run (e.g. ocsvm)")
+    run.add_argument("--trials", nargs="+", type=int, default=None,
+                     help="restrict to these trials, 0-based (class-split, dbpedia)")
     return parser
 
 
@@ -59,7 +61,7 @@ def main(argv=None):
     options = {"epochs": args.epochs, "seed": args.seed, "verbose": args.verbose, "quick": args.quick}
     if args.command == "run":
         options.update(source=args.source, data_dir=args.data_dir, only=args.only, networks=args.networks,
-                       skip_heads=args.skip_heads)
+                       skip_heads=args.skip_heads, trials=args.trials)
     try:
         runner = Runner(name, args.output or f"runs/{name}", **options)
     except ValueError as error:  # bad arguments, or a run directory made with other settings

@@ -271,6 +271,27 @@ def test_quick_budget_makes_its_evaluations_unless_the_user_names_others(tmp_pat
     assert Runner(narrowed, tmp_path / "dbpedia", quick=True, verbose=0).evaluations == (4, 0)
 
 
+@pytest.mark.parametrize("name, only, prefixes", [
+    ("class-split", "mnist", ["mnist/trial1", "mnist/trial4"]),
+    ("dbpedia", "4", ["4/8/seed1", "4/8/seed4"]),  # DBpedia's trials are seeds
+])
+def test_trials_restrict_the_trials_run(tmp_path, monkeypatch, name, only, prefixes):
+    experiment = dataclasses.replace(get_experiment(name), trials=5)
+    runner = Runner(experiment, tmp_path, only=[only], trials=[4, 1], verbose=0)
+    assert runner.trials == (1, 4)
+    visited = []
+    monkeypatch.setattr(runner, "_pending_heads", lambda prefix, **where: visited.append(prefix) or {})
+    getattr(runner, f"_run_{experiment.kind}")()
+    assert visited == prefixes
+    assert Runner(experiment, tmp_path, verbose=0).trials == (0, 1, 2, 3, 4)
+
+
+@pytest.mark.parametrize("trials", [[5], [-1], [], [1, 1], [True], [0.0]])
+def test_bad_trials_are_refused(tmp_path, trials):
+    with pytest.raises(ValueError, match=r"trials must be distinct indices in range\(5\) \(class-split has 5\)"):
+        Runner("class-split", tmp_path, trials=trials)
+
+
 def test_make_detector_names():
     assert isinstance(make_detector("crosr", tail_size=7), openset.CROSR)
     assert make_detector("openmax", tail_size=7).tail_size == 7
@@ -339,6 +360,8 @@ def test_cli_refuses_bad_arguments_without_leaving_a_directory(tmp_path, capsys)
     assert "epochs must be a non-negative integer" in capsys.readouterr().err
     assert main(["run", "mnist-outliers", "--only", "omniglott", "--output", str(output)]) == 2
     assert "'omniglott'] not among" in capsys.readouterr().err
+    assert main(["run", "mnist-outliers", "--trials", "1", "--output", str(output)]) == 2
+    assert "trials must be distinct indices in range(1) (mnist-outliers has 1); got [1]" in capsys.readouterr().err
     empty = tmp_path / "no-data"
     empty.mkdir()
     assert main(["run", "mnist-outliers", "--source", "local", "--data-dir", str(empty), "--output", str(output),

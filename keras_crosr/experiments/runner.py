@@ -151,11 +151,13 @@ class Runner:
         networks: restrict to these networks (keys ``BACKBONE-VARIANT``, or variants); a quick run defaults to
             its budget's ``networks``, where set.
         skip_heads: heads not to fit in this run (a later run without them fills them in).
+        trials: restrict to these trials (0-based; class separation and DBpedia, whose ``trials`` > 1): the
+            trials of one experiment can run in turns, or on several machines, into copies of one run directory.
         verbose: Keras verbosity of training and feature extraction.
     """
 
     def __init__(self, experiment, output_dir, *, epochs=None, quick=False, source="auto", data_dir=None, seed=0,
-                 only=None, networks=None, skip_heads=(), verbose=1):
+                 only=None, networks=None, skip_heads=(), trials=None, verbose=1):
         self.experiment = get_experiment(experiment) if isinstance(experiment, str) else experiment
         if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral)
                                    or epochs < 0):
@@ -199,6 +201,13 @@ class Runner:
         if unknown:
             raise ValueError(f"cannot skip {unknown}: {self.experiment.name}'s heads are {heads}")
         self.skip_heads = tuple(skip_heads)
+        self.trials = tuple(range(self.experiment.trials)) if trials is None else tuple(trials)
+        bad = [t for t in self.trials if isinstance(t, bool) or not isinstance(t, numbers.Integral)
+               or not 0 <= t < self.experiment.trials]
+        if bad or not self.trials or len(set(self.trials)) < len(self.trials):
+            raise ValueError(f"trials must be distinct indices in range({self.experiment.trials}) "
+                             f"({self.experiment.name} has {self.experiment.trials}); got {list(self.trials)}")
+        self.trials = tuple(sorted(int(t) for t in self.trials))
         self.problems = []
         self.workspace = Workspace(output_dir, self.settings())
 
@@ -459,11 +468,10 @@ class Runner:
             self._evaluate_heads(key, heads, feats, y_test, list(outliers), **where)
 
     def _run_class_split(self):
-        experiment = self.experiment
         for dataset in self.evaluations:
             backbone = "mnist_cnn" if dataset == "mnist" else "neal_cnn"
             where = {"backbone": backbone, "dataset": dataset}
-            for trial in range(experiment.trials):
+            for trial in self.trials:
                 prefix = f"{dataset}/trial{trial}"
                 pending = self._pending_heads(prefix, **where)
                 if not pending:
@@ -494,7 +502,7 @@ class Runner:
         experiment = self.experiment
         where = {"backbone": "text_cnn", "dataset": "dbpedia"}
         for num_unknown in self.evaluations:
-            for trial in range(experiment.trials):
+            for trial in self.trials:
                 setting = f"4/{4 + num_unknown}"
                 prefix = f"{setting}/seed{self.seed + trial}"
                 pending = self._pending_heads(prefix, **where)
