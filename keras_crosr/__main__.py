@@ -88,7 +88,10 @@ def _report(experiment, results_path):
         return _error(f"{results_path} holds a run of {settings['experiment']}, not of {experiment.name}")
     from keras_crosr.experiments import report
 
-    print(report.render(experiment, json.loads(results_path.read_text()), settings=settings))
+    results = json.loads(results_path.read_text())
+    if not report.holds_results(experiment, results):
+        return _error(f"{results_path} holds no results of {experiment.name}")
+    print(report.render(experiment, results, settings=settings))
     return 0
 
 

@@ -340,6 +340,10 @@ def test_cli_report_renders_a_results_file(tmp_path, capsys):
     assert main(["report", "mnist-outliers", str(path)]) == 0
     out = capsys.readouterr().out
     assert "0.800 (0.793)" in out and "Quick run" not in out
+    assert main(["report", "class-split", str(path)]) == 2  # no run.json beside it to say which experiment ran
+    assert f"{path} holds no results of class-split" in capsys.readouterr().err
+    path.write_text(json.dumps({"mnist/trial0/dhrnet/crosr": {"auroc": 0.9}}))
+    assert main(["report", "class-split", str(path)]) == 0 and "0.900 ± 0.000 (n=1)" in capsys.readouterr().out
 
 
 def test_cli_report_uses_the_settings_beside_the_results(tiny_run, capsys):

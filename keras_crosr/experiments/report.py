@@ -140,6 +140,16 @@ def _failures(experiment, results):
             for (head, message), sets in grouped.items()]
 
 
+def holds_results(experiment, results):
+    """Whether ``results`` (a ``results.json`` dict) holds any result of ``experiment``'s kind and networks."""
+    first = {"outliers": lambda key: key.split("/", 1)[0] in {n.key for n in experiment.networks},
+             "class_split": lambda key: key.split("/", 1)[0] in experiment.evaluations and "/trial" in key,
+             "dbpedia": lambda key: key.startswith("4/") and "/seed" in key,
+             "runtime": lambda key: key.startswith("runtime/"),
+             "samples": lambda key: key == "figures"}[experiment.kind]
+    return any(first(key) for key in results)
+
+
 def render(experiment, results, *, settings=None, problems=()):
     """The Markdown report of one run: our number first, the paper's in parentheses.
 
