@@ -14,12 +14,11 @@ open_set_model.export("crosr_savedmodel")
 ```
 """
 
-import numbers
-
 import keras
 import numpy as np
 from keras import ops
 
+from keras_crosr._validation import is_integer
 from keras_crosr.dhrnet import inference_model
 from keras_crosr.openset import CROSR, NotFittedError, OpenMax, SoftmaxThreshold
 
@@ -79,13 +78,13 @@ class OpenSetLayer(keras.layers.Layer):
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         for value, name in ((n_classes, "n_classes"), (n_features, "n_features")):
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+            if not is_integer(value, 1):
                 raise ValueError(f"`{name}` must be a positive int; got {value!r}.")
         if use_latent and n_features <= n_classes:
             raise ValueError(f"with use_latent=True, n_features ({n_features}) must exceed n_classes ({n_classes}).")
         if not use_latent and n_features != n_classes:
             raise ValueError(f"with use_latent=False, n_features ({n_features}) must equal n_classes ({n_classes}).")
-        if alpha is not None and (isinstance(alpha, bool) or not isinstance(alpha, numbers.Integral) or alpha < 1):
+        if alpha is not None and not is_integer(alpha, 1):
             raise ValueError(f"`alpha` must be None or an int >= 1; got {alpha!r}.")
         self.n_classes = int(n_classes)  # Python ints: get_config is JSON
         self.n_features = int(n_features)
@@ -201,7 +200,7 @@ class SoftmaxThresholdLayer(keras.layers.Layer):
     def __init__(self, n_classes, **kwargs):
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
-        if isinstance(n_classes, bool) or not isinstance(n_classes, numbers.Integral) or n_classes < 1:
+        if not is_integer(n_classes, 1):
             raise ValueError(f"`n_classes` must be a positive int; got {n_classes!r}.")
         self.n_classes = int(n_classes)
 

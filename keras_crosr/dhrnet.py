@@ -16,27 +16,15 @@ Training minimises softmax cross entropy + reconstruction loss, weighted 1.0 eac
     features = inference_model(model).predict(x_test)   # {"logits", "latent"}, no decoder
 """
 
-import numbers
-
 import keras
 from keras import layers, ops
 
+from keras_crosr._validation import is_integer, positive_int
 from keras_crosr.backbones import IMAGE, TEXT, BACKBONES, Backbone, get_backbone
 from keras_crosr.layers import LateralBottleneck, TopDownCombiner
 
 VARIANTS = ("dhrnet", "laddernet", "supervised")
 DEFAULT_DROPOUT = 0.25
-
-
-def _is_positive_int(value):
-    """True for Python and NumPy integers above 0; False for bools, floats and everything else."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value > 0
-
-
-def _positive_int(value, name):
-    if not _is_positive_int(value):
-        raise ValueError(f"`{name}` must be a positive integer; received {name}={value!r}.")
-    return int(value)
 
 
 def _resolve_backbone(backbone, input_shape, vocab_size, max_length):
@@ -46,7 +34,7 @@ def _resolve_backbone(backbone, input_shape, vocab_size, max_length):
         if backbone == "text_cnn":
             if vocab_size is None:
                 raise ValueError("The text backbone 'text_cnn' needs `vocab_size` (and `max_length`).")
-            return get_backbone(backbone, vocab_size=_positive_int(vocab_size, "vocab_size"))
+            return get_backbone(backbone, vocab_size=positive_int(vocab_size, "vocab_size"))
         backbone = get_backbone(backbone)
     elif isinstance(backbone, (list, tuple)):
         backbone = Backbone(backbone, input_shape=input_shape)
@@ -76,7 +64,7 @@ def _resolve_input_shape(backbone, input_shape, max_length):
             max_length = input_shape[0]
         if max_length is None:
             raise ValueError(f"The text backbone {backbone.name!r} needs `max_length` (the padded text length).")
-        return (_positive_int(max_length, "max_length"),)
+        return (positive_int(max_length, "max_length"),)
     input_shape = backbone.input_shape if input_shape is None else tuple(input_shape)
     if input_shape is None:
         raise ValueError(f"Backbone {backbone.name!r} has no default input shape: pass `input_shape=(H, W, C)`.")
@@ -85,7 +73,7 @@ def _resolve_input_shape(backbone, input_shape, max_length):
             f"Backbone {backbone.name!r} takes images of shape (H, W, C), but was given the input_shape {input_shape}"
             + (" (text token ids? use the 'text_cnn' backbone)." if len(input_shape) == 1 else ".")
         )
-    if not all(_is_positive_int(d) for d in input_shape):
+    if not all(is_integer(d, 1) for d in input_shape):
         raise ValueError(
             f"input_shape {input_shape} must be fully known positive integers (the decoder needs the sizes)."
         )
@@ -163,16 +151,16 @@ def build_dhrnet(
     """
     if variant not in VARIANTS:
         raise ValueError(f"Unknown variant {variant!r}; valid variants are {', '.join(VARIANTS)}.")
-    num_classes = _positive_int(num_classes, "num_classes")
+    num_classes = positive_int(num_classes, "num_classes")
     if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
         raise ValueError(f"`dropout` must be a rate in [0, 1); received dropout={dropout!r}.")
     if latent_dim is not None:
-        latent_dim = _positive_int(latent_dim, "latent_dim")
+        latent_dim = positive_int(latent_dim, "latent_dim")
     backbone = _resolve_backbone(backbone, input_shape, vocab_size, max_length)
     input_shape = _resolve_input_shape(backbone, input_shape, max_length)
     latent_dim = backbone.latent_dim if latent_dim is None else latent_dim
     if variant == "dhrnet":
-        _positive_int(latent_dim, "latent_dim")
+        positive_int(latent_dim, "latent_dim")
 
     if backbone.input_kind == TEXT:
         inputs = keras.Input(input_shape, dtype="int32", name="tokens")

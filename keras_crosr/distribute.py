@@ -37,14 +37,9 @@ import functools
 import keras
 import numpy as np
 
+from keras_crosr._validation import is_integer, positive_int
 from keras_crosr.dhrnet import dhrnet_targets
 from keras_crosr.dhrnet import inference_model
-
-
-def _positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"`{name}` must be a positive integer; received {name}={value!r}.")
-    return int(value)
 
 
 def distributed_dataset(x, y, global_batch_size, *, seed=None, model=None):
@@ -78,10 +73,10 @@ def distributed_dataset(x, y, global_batch_size, *, seed=None, model=None):
         raise ValueError(f"`y` must be integer labels of shape (n,); received dtype {y.dtype}, shape {y.shape}.")
     if x.ndim < 2 or len(x) != len(y):
         raise ValueError(f"`x` must be an array (n, ...) with one row per label; received {x.shape} for {len(y)}.")
-    global_batch_size = _positive_int(global_batch_size, "global_batch_size")
+    global_batch_size = positive_int(global_batch_size, "global_batch_size")
     if global_batch_size > len(y):
         raise ValueError(f"`global_batch_size`={global_batch_size} exceeds the {len(y)} samples.")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+    if seed is not None and not is_integer(seed, 0):
         raise ValueError(f"`seed` must be a non-negative integer or None; received seed={seed!r}.")
     n = len(y)
     x_all, y_all = tf.constant(x), tf.constant(y.astype(np.int64))
@@ -211,7 +206,7 @@ def distributed_features(model, x, *, batch_size=256, verbose=0):
         dict ``{"logits": (n, N), "latent": (n, D)}`` (supervised: ``{"logits"}``) of NumPy float32 arrays, the
         input of CROSR / OpenMax ``fit`` (OpenMax and the softmax threshold use ``features["logits"]``).
     """
-    batch_size = _positive_int(batch_size, "batch_size")
+    batch_size = positive_int(batch_size, "batch_size")
     replicas = _replicas(model)
     if batch_size % replicas:
         raise ValueError(f"`batch_size`={batch_size} must be a multiple of the {replicas} replicas.")

@@ -9,10 +9,10 @@ Both layers take 2-D feature maps ``(batch, H, W, C)`` and 1-D sequences ``(batc
 ``W`` = maximum text length, ``H`` = 1), and are written with ``keras.ops`` only.
 """
 
-import numbers
-
 import keras
 from keras import ops
+
+from keras_crosr._validation import is_integer
 
 
 def _check_rank(layer, shape, what):
@@ -63,9 +63,9 @@ class LateralBottleneck(keras.layers.Layer):
     ):
         super().__init__(**kwargs)
         if not identity:
-            if isinstance(latent_dim, bool) or not isinstance(latent_dim, numbers.Integral) or latent_dim <= 0:
+            if not is_integer(latent_dim, 1):
                 raise ValueError(f"`latent_dim` must be a positive integer; received latent_dim={latent_dim!r}.")
-        if isinstance(kernel_size, bool) or not isinstance(kernel_size, numbers.Integral) or kernel_size <= 0:
+        if not is_integer(kernel_size, 1):
             raise ValueError(f"`kernel_size` must be a positive integer; received kernel_size={kernel_size!r}.")
         self.latent_dim = None if identity else int(latent_dim)  # a Python int: get_config is JSON
         self.kernel_size = int(kernel_size)
@@ -148,7 +148,7 @@ class TopDownCombiner(keras.layers.Layer):
 
     def __init__(self, kernel_size=3, kernel_initializer="glorot_uniform", bias_initializer="zeros", **kwargs):
         super().__init__(**kwargs)
-        if isinstance(kernel_size, bool) or not isinstance(kernel_size, numbers.Integral) or kernel_size <= 0:
+        if not is_integer(kernel_size, 1):
             raise ValueError(f"`kernel_size` must be a positive integer; received kernel_size={kernel_size!r}.")
         self.kernel_size = int(kernel_size)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)

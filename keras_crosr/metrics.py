@@ -20,6 +20,8 @@ import numbers
 import numpy as np
 from sklearn.metrics import f1_score, roc_auc_score
 
+from keras_crosr._validation import is_integer
+
 __all__ = [
     "closed_set_accuracy",
     "f1_vs_threshold",
@@ -47,7 +49,7 @@ def _as_labels(labels, name="labels"):
 
 
 def _check_n_classes(n_classes):
-    if isinstance(n_classes, bool) or not isinstance(n_classes, numbers.Integral) or n_classes < 1:
+    if not is_integer(n_classes, 1):
         raise ValueError(f"`n_classes` must be a positive integer (N, the known classes); got {n_classes!r}.")
 
 

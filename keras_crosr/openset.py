@@ -21,6 +21,7 @@ import numpy as np
 import sklearn.exceptions
 from sklearn.base import BaseEstimator
 
+from keras_crosr._validation import is_integer
 from keras_crosr.weibull import WeibullFitError, WeibullModel, fit_high
 
 __all__ = [
@@ -251,11 +252,9 @@ class _WeibullCalibrated(_OpenSetDetector):
 
     def _check_params(self):
         super()._check_params()
-        if isinstance(self.tail_size, bool) or not isinstance(self.tail_size, numbers.Integral) or self.tail_size < 2:
+        if not is_integer(self.tail_size, 2):
             raise ValueError(f"tail_size must be an int >= 2, got {self.tail_size!r}")
-        if self.alpha is not None and (
-            isinstance(self.alpha, bool) or not isinstance(self.alpha, numbers.Integral) or self.alpha < 1
-        ):
+        if self.alpha is not None and not is_integer(self.alpha, 1):
             raise ValueError(f"alpha must be None (no rank calibration) or an int >= 1, got {self.alpha!r}")
         if not isinstance(self.translate_amount, numbers.Real) or not np.isfinite(self.translate_amount):
             raise ValueError(f"translate_amount must be a finite number, got {self.translate_amount!r}")

@@ -10,6 +10,8 @@ import numpy as np
 from matplotlib import pyplot as plt
 from matplotlib.patches import Rectangle
 
+from keras_crosr._validation import is_integer
+
 UNKNOWN_COLOR = "red"  # frames of unknown samples (Fig. 6)
 MISCLASSIFIED_COLOR = "cyan"  # frames of misclassified known samples (Fig. 6)
 
@@ -116,7 +118,7 @@ def plot_sorted_samples(images, confidence, labels, predictions, unknown_label, 
         if value.shape != (m,):
             raise ValueError(f"`{name}` must have shape ({m},), one entry per image; got {value.shape}.")
     for name, value in (("n", n), ("ncols", ncols)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        if not is_integer(value, 1):
             raise ValueError(f"`{name}` must be a positive int; got {value!r}.")
     if m == 0:
         raise ValueError("`images` is empty.")
@@ -166,9 +168,7 @@ def plot_weibull_cdf(detector, class_index, train_distances=None, ax=None):
             f"{type(detector).__name__} has no fitted Weibull models (`weibull_`): fit an OpenMax, CROSR or "
             "OneClassCROSR first."
         )
-    if isinstance(class_index, bool) or not isinstance(class_index, (int, np.integer)) or not (
-        0 <= class_index < weibull.n_models
-    ):
+    if not is_integer(class_index, 0) or class_index >= weibull.n_models:
         raise ValueError(f"`class_index` must be an int in 0..{weibull.n_models - 1}; got {class_index!r}.")
     c = int(class_index)
     # Distances where the shifted tail value t = d * sign + translate_amount - small_score is 0 and where the
@@ -214,7 +214,7 @@ def plot_reconstructions(x, reconstruction, n=8):
     reconstruction = _as_images(reconstruction, "reconstruction")
     if x.shape != reconstruction.shape:
         raise ValueError(f"`x` {x.shape} and `reconstruction` {reconstruction.shape} must have the same shape.")
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+    if not is_integer(n, 1):
         raise ValueError(f"`n` must be a positive int; got {n!r}.")
     n = min(n, x.shape[0])
     figure, axes = plt.subplots(2, n, figsize=(1.2 * n, 2.6), squeeze=False, layout="constrained")

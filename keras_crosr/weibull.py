@@ -28,6 +28,8 @@ import math
 
 import numpy as np
 
+from keras_crosr._validation import is_integer
+
 __all__ = ["FAILURE_REASONS", "WeibullFitError", "WeibullModel", "fit_high", "import_libmr"]
 
 LIBMR_VERSION = "0.1.9"
@@ -182,7 +184,7 @@ def fit_high(data, tail_size, translate_amount=1.0, backend="numpy"):
         ValueError: bad arguments, non-finite data, or a model with fewer values than ``tail_size``.
         WeibullFitError: libMR's fit fails for some models (libMR would return -9999 W-scores).
     """
-    if isinstance(tail_size, bool) or not isinstance(tail_size, (int, np.integer)) or tail_size < 2:
+    if not is_integer(tail_size, 2):
         raise ValueError(f"`tail_size` must be an int >= 2, got {tail_size!r}")
     tail_size = int(tail_size)
     translate_amount = float(translate_amount)

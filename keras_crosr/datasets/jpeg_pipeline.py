@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_crosr._validation import is_integer
 from keras_crosr.datasets import _images
 from keras_crosr.datasets import _source
 from keras_crosr.datasets.tinyimagenet import NUM_CLASSES as TINYIMAGENET_CLASSES
@@ -90,7 +91,7 @@ def jpeg_archive_dataset(
 
     if targets not in TARGETS:
         raise ValueError(f"{dataset}: targets must be one of {TARGETS}, got {targets!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+    if not is_integer(batch_size, 1):
         raise ValueError(f"{dataset}: batch_size must be a positive integer, got {batch_size!r}")
     if shuffle and seed is None:
         raise ValueError(f"{dataset}: shuffle=True needs a seed, so that the order is reproducible")

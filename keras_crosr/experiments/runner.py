@@ -17,7 +17,6 @@ features, so an interrupted run resumes where it stopped; an interrupted trainin
 import dataclasses
 import hashlib
 import json
-import numbers
 import os
 import shutil
 import time
@@ -26,6 +25,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from keras_crosr._validation import is_integer
 from keras_crosr import datasets, metrics, openset, protocols
 from keras_crosr.dhrnet import build_dhrnet, compile_dhrnet, dhrnet_targets, inference_model
 from keras_crosr.experiments import report
@@ -159,8 +159,7 @@ class Runner:
     def __init__(self, experiment, output_dir, *, epochs=None, quick=False, source="auto", data_dir=None, seed=0,
                  only=None, networks=None, skip_heads=(), trials=None, verbose=1):
         self.experiment = get_experiment(experiment) if isinstance(experiment, str) else experiment
-        if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral)
-                                   or epochs < 0):
+        if epochs is not None and not is_integer(epochs, 0):
             raise ValueError(f"epochs must be a non-negative integer; got {epochs!r}")
         if self.experiment.kind == "dbpedia" and source == "tfds":
             raise ValueError("the DBpedia data set is read from local files only (data_dir or $KERAS_CROSR_DATA); "
@@ -202,8 +201,7 @@ class Runner:
             raise ValueError(f"cannot skip {unknown}: {self.experiment.name}'s heads are {heads}")
         self.skip_heads = tuple(skip_heads)
         self.trials = tuple(range(self.experiment.trials)) if trials is None else tuple(trials)
-        bad = [t for t in self.trials if isinstance(t, bool) or not isinstance(t, numbers.Integral)
-               or not 0 <= t < self.experiment.trials]
+        bad = [t for t in self.trials if not is_integer(t, 0) or t >= self.experiment.trials]
         if bad or not self.trials or len(set(self.trials)) < len(self.trials):
             raise ValueError(f"trials must be distinct indices in range({self.experiment.trials}) "
                              f"({self.experiment.name} has {self.experiment.trials}); got {list(self.trials)}")
