@@ -25,6 +25,8 @@ the one before by an integer.
 
 from keras import layers
 
+from keras_crosr._validation import is_integer
+
 IMAGE = "image"
 TEXT = "text"
 
@@ -69,7 +71,7 @@ class Backbone:
         if input_kind == TEXT:
             if embedding is None or vocab_size is None:
                 raise ValueError("A text backbone needs `embedding` and `vocab_size`.")
-            if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 2:
+            if not is_integer(vocab_size, 2):
                 raise ValueError(f"`vocab_size` must be an integer >= 2; received {vocab_size!r}.")
         elif embedding is not None or vocab_size is not None:
             raise ValueError("`embedding` and `vocab_size` are for text backbones (input_kind='text') only.")
@@ -79,7 +81,7 @@ class Backbone:
         self.input_shape = None if input_shape is None else tuple(input_shape)
         self.latent_dim = latent_dim
         self.embedding = embedding
-        self.vocab_size = vocab_size
+        self.vocab_size = None if vocab_size is None else int(vocab_size)
         self.name = name
 
     def make_head(self, x):
@@ -186,9 +188,9 @@ def densenet_layers_per_block(depth, bottleneck=False):
     then a loop ``for i = 1, N``) keeps the integer part when ``depth - 4`` does not divide: depth 92 gives
     29 layers per block (bottleneck: 14).
     """
-    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 10:
+    if not is_integer(depth, 10):
         raise ValueError(f"`depth` must be an integer >= 10; received {depth!r}.")
-    return (depth - 4) // (6 if bottleneck else 3)
+    return (int(depth) - 4) // (6 if bottleneck else 3)
 
 
 def densenet92(depth=92, growth_rate=24, bottleneck=False, initial_channels=None):
@@ -209,8 +211,9 @@ def densenet92(depth=92, growth_rate=24, bottleneck=False, initial_channels=None
     Default input ``(32, 32, 3)``, latent 32.
     """
     n_layers = densenet_layers_per_block(depth, bottleneck)
-    if isinstance(growth_rate, bool) or not isinstance(growth_rate, int) or growth_rate <= 0:
+    if not is_integer(growth_rate, 1):
         raise ValueError(f"`growth_rate` must be a positive integer; received {growth_rate!r}.")
+    depth, growth_rate = int(depth), int(growth_rate)
     if initial_channels is None:
         initial_channels = 2 * growth_rate if bottleneck else 16
     compression = 0.5 if bottleneck else 1.0
@@ -294,8 +297,9 @@ def text_cnn(vocab_size, embedding_dim=300, filters=100, kernel_sizes=(3, 4, 5))
     ``x_1`` keeps one vector per token: this is the paper's "W = (maximum text length) and H = 1" form, in which
     the decoder reconstructs every token. One lateral (the paper's single bottleneck of width 25).
     """
-    if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 2:
+    if not is_integer(vocab_size, 2):
         raise ValueError(f"`vocab_size` must be an integer >= 2; received {vocab_size!r}.")
+    vocab_size = int(vocab_size)
     kernel_sizes = tuple(kernel_sizes)
 
     def embedding(ids):

@@ -6,6 +6,7 @@ import itertools
 import keras
 import numpy as np
 
+from keras_crosr._validation import is_integer
 from keras_crosr.dhrnet import inference_model
 from keras_crosr.distribute import distributed_features
 from keras_crosr.openset import CROSR, NotFittedError, OpenMax, SoftmaxThreshold
@@ -87,17 +88,17 @@ class OpenSetHead(keras.callbacks.Callback):
                 "`detector` must be a name or a detector with fit / predict_proba / decision_function; "
                 f"got {type(detector).__name__}."
             )
-        if not isinstance(batch_size, int) or batch_size < 1:
+        if not is_integer(batch_size, 1):
             raise ValueError(f"`batch_size` must be a positive int; got {batch_size!r}.")
-        if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool) or steps < 1):
+        if steps is not None and not is_integer(steps, 1):
             raise ValueError(f"`steps` must be None or a positive int; got {steps!r}.")
         if steps is None:
             _check_not_endless(train_data)  # before training, not after it
         self.train_data = train_data
         self.detector = detector
-        self.batch_size = batch_size
+        self.batch_size = int(batch_size)
         self.verbose = verbose
-        self.steps = steps
+        self.steps = None if steps is None else int(steps)
 
     def on_train_end(self, logs=None):
         try:

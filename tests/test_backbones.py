@@ -107,7 +107,7 @@ def test_batch_norm_uses_chainer_defaults(name):
 
 def test_text_cnn_layer_list():
     vocab, length, embed = 60, 12, 300
-    model = build_dhrnet("text_cnn", num_classes=4, vocab_size=vocab, max_length=length)
+    model = build_dhrnet("text_cnn", num_classes=4, vocab_size=np.int64(vocab), max_length=length)  # NumPy ints too
     assert stage_shapes(model) == [(length, 300)]
     encoder = vocab * embed + sum(conv(w, embed, 100) for w in (3, 4, 5)) + dense(300, 4)
     decoder = combiner(300, window=3) + dense(300, vocab)
@@ -128,8 +128,10 @@ def test_densenet_depth_to_layers():
     assert densenet_layers_per_block(92) == 29  # (92 - 4) // 3, as Huang et al.'s reference code
     assert densenet_layers_per_block(92, bottleneck=True) == 14
     assert densenet_layers_per_block(100) == 32 and densenet_layers_per_block(100, bottleneck=True) == 16
-    with pytest.raises(ValueError, match="depth"):
-        densenet_layers_per_block(4)
+    assert densenet_layers_per_block(np.int64(92)) == 29
+    for depth in (4, 92.0, True):
+        with pytest.raises(ValueError, match="depth"):
+            densenet_layers_per_block(depth)
 
 
 def test_densenet92_layer_list(densenet_model):

@@ -147,8 +147,10 @@ def test_errors(data, trained):
         OpenSetHead((data["x"], data["y"]), detector="openmx")
     with pytest.raises(TypeError, match="detector"):
         OpenSetHead((data["x"], data["y"]), detector=object())
-    with pytest.raises(ValueError, match="batch_size"):
-        OpenSetHead((data["x"], data["y"]), batch_size=0)
+    for batch_size in (0, True, 64.0):
+        with pytest.raises(ValueError, match="batch_size"):
+            OpenSetHead((data["x"], data["y"]), batch_size=batch_size)
+    assert OpenSetHead((data["x"], data["y"]), batch_size=np.int64(64)).batch_size == 64
     with pytest.raises(ValueError, match="differ in length"):
         OpenSetHead((data["x"], data["y"][:10]), verbose=0).fit(model)
     with pytest.raises(ValueError, match=r"shape \(n,\)"):
@@ -165,6 +167,7 @@ def test_an_endless_dataset_is_refused_before_training_or_read_for_its_steps(dat
         OpenSetHead(endless, verbose=0)  # at construction: it would only fail (or hang) after model.fit
     from_steps = OpenSetHead(endless, steps=5, verbose=0).fit(model)  # 5 x 300 = the 1,500 training images
     np.testing.assert_allclose(from_steps.detector_.means_, head.detector_.means_, atol=1e-5)
+    assert OpenSetHead(endless, steps=np.int32(5)).steps == 5
     for steps in (0, 2.5, True):
         with pytest.raises(ValueError, match="`steps` must be None or a positive int"):
             OpenSetHead(endless, steps=steps)
