@@ -434,8 +434,8 @@ class OneClassCROSR(_WeibullCalibrated):
             the paper's), ``"scale"`` (``1 / (D * X.var())``, its default since) or a positive number.
             It matters, and not in one direction: on MNIST's class split (trial 3, supervised logits) "auto"
             rejects more, macro-F1 0.930 against 0.772, at a lower AUROC (0.976 against 0.987); on the full-size
-            MNIST outlier benchmark (supervised logits of variance 158) "auto" labels only 39 % of the known digits correctly,
-            macro-F1 0.443 against 0.691 on Omniglot (``benchmarks/results/README.md``).
+            MNIST outlier benchmark (supervised logits of variance 158) "auto" labels only 39 % of the known
+            digits correctly, macro-F1 0.443 against 0.691 on Omniglot (``benchmarks/results/README.md``).
         use_latent: use ``concat([y, z])`` (True, needs ``features["latent"]``) or ``y`` alone.
         random_state: seed of ``IsolationForest`` (unused by the SVM).
         tail_size, alpha, threshold, translate_amount: as in :class:`CROSR`.
