@@ -25,8 +25,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from keras_crosr._validation import is_integer
 from keras_crosr import datasets, metrics, openset, protocols
+from keras_crosr._validation import is_integer
 from keras_crosr.dhrnet import build_dhrnet, compile_dhrnet, dhrnet_targets, inference_model
 from keras_crosr.experiments import report
 from keras_crosr.experiments.config import get_experiment
