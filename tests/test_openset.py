@@ -206,18 +206,19 @@ def test_one_class_scores_replace_the_distance():
     assert logits_only.predict(features["logits"]).shape == labels.shape
 
 
-def test_one_class_svm_uses_the_papers_scikit_learn_default_kernel_width():
-    """The paper used scikit-learn's defaults of 2018: gamma="auto" (1 / D); "scale" is the default since 0.22."""
+def test_one_class_svm_kernel_width_scales_with_the_class_features_unless_asked_for_the_papers():
+    """Default gamma="scale": 1 / (D * var) of the class's features; "auto" (the paper's, 2018) is 1 / D."""
     features, labels = clusters()
     f = np.concatenate([features["logits"], features["latent"]], axis=1)
-    detector = OneClassCROSR("ocsvm", tail_size=10).fit(features, labels)
-    reference = OneClassSVM(gamma=1.0 / f.shape[1]).fit(f[(np.argmax(features["logits"], axis=1) == labels)
-                                                         & (labels == 1)])
-    np.testing.assert_allclose(detector.estimators_[1].decision_function(f), reference.decision_function(f),
-                               rtol=1e-9, atol=1e-12)
-    scaled = OneClassCROSR("ocsvm", gamma="scale", tail_size=10).fit(features, labels)
-    assert not np.allclose(scaled.predict_proba(features), detector.predict_proba(features))
-    assert clone(scaled).get_params()["gamma"] == "scale"
+    members = f[(np.argmax(features["logits"], axis=1) == labels) & (labels == 1)]
+    default = OneClassCROSR("ocsvm", tail_size=10).fit(features, labels)
+    papers = OneClassCROSR("ocsvm", gamma="auto", tail_size=10).fit(features, labels)
+    for detector, width in ((default, 1.0 / (f.shape[1] * members.var())), (papers, 1.0 / f.shape[1])):
+        reference = OneClassSVM(gamma=width).fit(members)
+        np.testing.assert_allclose(detector.estimators_[1].decision_function(f), reference.decision_function(f),
+                                   rtol=1e-9, atol=1e-12)
+    assert not np.allclose(papers.predict_proba(features), default.predict_proba(features))
+    assert clone(papers).get_params()["gamma"] == "auto"
 
 
 @pytest.mark.parametrize(
