@@ -432,11 +432,12 @@ class OneClassCROSR(_WeibullCalibrated):
         estimator: ``"ocsvm"`` or ``"isoforest"``.
         gamma: the SVM's RBF kernel coefficient: ``"scale"`` (``1 / (D * X.var())`` of the class's features,
             scikit-learn's default since 0.22), ``"auto"`` (``1 / D``: its default before, so the paper's, which
-            ignores how large the features are) or a positive number. "scale" ranks better in both measurements
-            we made (``benchmarks/results/README.md``): on MNIST's class split (trial 3, supervised logits) AUROC
-            0.987 against 0.976, though "auto" rejects more at threshold 0.5 (macro-F1 0.930 against 0.772); on
-            the full-size MNIST outlier benchmark (supervised logits of variance 158) "auto" collapses, labelling
-            only 39 % of the known digits correctly (macro-F1 0.443 against 0.691 on Omniglot).
+            ignores how large the features are) or a positive number. "scale" ranks better on both fully trained
+            networks we measured (``benchmarks/results/README.md``): on MNIST's class split (trial 3, supervised
+            logits) AUROC 0.987 against 0.976, though "auto" rejects more at threshold 0.5 (macro-F1 0.930
+            against 0.772); on the full-size MNIST outlier benchmark (supervised logits of variance 158) "auto"
+            collapses, labelling only 39 % of the known digits correctly (macro-F1 0.443 against 0.691 on
+            Omniglot).
         use_latent: use ``concat([y, z])`` (True, needs ``features["latent"]``) or ``y`` alone.
         random_state: seed of ``IsolationForest`` (unused by the SVM).
         tail_size, alpha, threshold, translate_amount: as in :class:`CROSR`.
