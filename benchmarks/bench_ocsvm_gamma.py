@@ -45,7 +45,7 @@ def load_sets(path):
                 for name in names}
 
 
-def benchmark_data(sets, args):
+def benchmark_data(sets, variant, args):
     """``(y_train, y_known, {unknowns label: features}, stem, what)`` for the kind of run ``sets`` come from."""
     if "unknown" in sets:
         if args.trial is None:
@@ -58,7 +58,6 @@ def benchmark_data(sets, args):
         y_train = datasets.load_mnist("train", data_dir=args.data_dir)[1]
         y_known = datasets.load_mnist("test", data_dir=args.data_dir)[1]
         unknowns = {label: sets[name] for name, label in OUTLIER_SETS.items()}
-        variant = re.search(r"-(\w+)\.npz$", args.features.name).group(1)
         stem, what = f"ocsvm_gamma_mnist_outliers_{variant}", f"MNIST's outlier benchmark, {variant} network"
     else:
         raise SystemExit(f"{args.features} holds the sets {sorted(sets)}: neither a class-split nor an "
@@ -86,8 +85,9 @@ def main():
     args = parser.parse_args()
 
     sets = load_sets(args.features)
-    y_train, y_known, unknowns, stem, what = benchmark_data(sets, args)
-    use_latent = not args.features.name.endswith("-supervised.npz")
+    variant = re.search(r"-(\w+)\.npz$", args.features.name).group(1)  # the runner's BACKBONE-VARIANT.npz
+    y_train, y_known, unknowns, stem, what = benchmark_data(sets, variant, args)
+    use_latent = variant != "supervised"
     detectors = {f"OCSVM, gamma={gamma!r}": OneClassCROSR("ocsvm", gamma=gamma, tail_size=args.tail_size,
                                                          use_latent=use_latent) for gamma in ("scale", "auto")}
     detectors["OpenMax"] = OpenMax(tail_size=args.tail_size)
