@@ -67,6 +67,15 @@ def benchmark_data(sets, variant, args):
     return y_train, y_known, unknowns, stem, what
 
 
+def feature_variant(path):
+    """The network variant of a runner's ``...BACKBONE-VARIANT.npz`` features file."""
+    match = re.search(r"-(supervised|laddernet|dhrnet)\.npz$", path.name)
+    if match is None:
+        raise SystemExit(f"{path.name}: not a features file of the runner (its names end in -supervised.npz, "
+                         "-laddernet.npz or -dhrnet.npz)")
+    return match.group(1)
+
+
 def score(detector, known, unknown, y_known):
     """Open-set scores of a fitted detector on the known then the unknown test features."""
     labels = np.concatenate([y_known, np.full(len(unknown["logits"]), detector.n_classes_)])
@@ -85,7 +94,7 @@ def main():
     args = parser.parse_args()
 
     sets = load_sets(args.features)
-    variant = re.search(r"-(\w+)\.npz$", args.features.name).group(1)  # the runner's BACKBONE-VARIANT.npz
+    variant = feature_variant(args.features)
     y_train, y_known, unknowns, stem, what = benchmark_data(sets, variant, args)
     use_latent = variant != "supervised"
     detectors = {f"OCSVM, gamma={gamma!r}": OneClassCROSR("ocsvm", gamma=gamma, tail_size=args.tail_size,
