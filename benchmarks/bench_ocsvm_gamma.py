@@ -93,8 +93,8 @@ def main():
     parser.add_argument("--output-dir", type=Path, default=REPO_ROOT / "benchmarks" / "results")
     args = parser.parse_args()
 
-    sets = load_sets(args.features)
     variant = feature_variant(args.features)
+    sets = load_sets(args.features)
     y_train, y_known, unknowns, stem, what = benchmark_data(sets, variant, args)
     use_latent = variant != "supervised"
     detectors = {f"OCSVM, gamma={gamma!r}": OneClassCROSR("ocsvm", gamma=gamma, tail_size=args.tail_size,
