@@ -32,6 +32,7 @@ sys.path.insert(0, str(REPO_ROOT))
 import numpy as np  # noqa: E402
 
 from keras_crosr import datasets, metrics, protocols  # noqa: E402
+from keras_crosr.dhrnet import VARIANTS  # noqa: E402
 from keras_crosr.openset import OneClassCROSR, OpenMax  # noqa: E402
 
 OUTLIER_SETS = {"omniglot": "Omniglot", "mnist_noise": "MNIST-Noise", "noise": "Noise"}
@@ -69,10 +70,10 @@ def benchmark_data(sets, variant, args):
 
 def feature_variant(path):
     """The network variant of a runner's ``...BACKBONE-VARIANT.npz`` features file."""
-    match = re.search(r"-(supervised|laddernet|dhrnet)\.npz$", path.name)
+    match = re.search(rf"-({'|'.join(VARIANTS)})\.npz$", path.name)
     if match is None:
-        raise SystemExit(f"{path.name}: not a features file of the runner (its names end in -supervised.npz, "
-                         "-laddernet.npz or -dhrnet.npz)")
+        endings = ", ".join(f"-{variant}.npz" for variant in VARIANTS)
+        raise SystemExit(f"{path.name}: not a features file of the runner (its names end in one of {endings})")
     return match.group(1)
 
 
