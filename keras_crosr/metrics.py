@@ -167,6 +167,8 @@ def closed_set_accuracy(labels, predictions, *, n_classes):
             raise ValueError(
                 f"score `predictions` need at least n_classes={n_classes} columns; got {predictions.shape[1]}."
             )
+        if not np.all(np.isfinite(predictions[:, :n_classes])):
+            raise ValueError("score `predictions` contain NaN or infinite values.")
         predictions = np.argmax(predictions[:, :n_classes], axis=1)
     predictions = _as_labels(predictions, "predictions")
     if predictions.shape != labels.shape:

@@ -154,7 +154,7 @@ class _OpenSetDetector(BaseEstimator):
             )
 
     def _check_threshold(self, threshold):
-        if not isinstance(threshold, numbers.Real) or not 0.0 <= threshold <= 1.0:
+        if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must be a number in [0, 1], got {threshold!r}")
         return float(threshold)
 
@@ -256,8 +256,14 @@ class _WeibullCalibrated(_OpenSetDetector):
             raise ValueError(f"tail_size must be an int >= 2, got {self.tail_size!r}")
         if self.alpha is not None and not is_integer(self.alpha, 1):
             raise ValueError(f"alpha must be None (no rank calibration) or an int >= 1, got {self.alpha!r}")
-        if not isinstance(self.translate_amount, numbers.Real) or not np.isfinite(self.translate_amount):
-            raise ValueError(f"translate_amount must be a finite number, got {self.translate_amount!r}")
+        translate_amount = self.translate_amount
+        if (
+            isinstance(translate_amount, bool)
+            or not isinstance(translate_amount, numbers.Real)
+            or not np.isfinite(translate_amount)
+            or translate_amount <= 0
+        ):
+            raise ValueError(f"translate_amount must be a finite number > 0 (libMR's shift), got {translate_amount!r}")
 
     def fit(self, features, labels):
         """Fits the per-class models on the correctly classified training samples.
@@ -588,7 +594,9 @@ def _detector_from_archive(archive, path):
         metadata = json.loads(str(archive["metadata"][()]))
     except (ValueError, TypeError) as error:
         raise DetectorFileError(f"{path}: the 'metadata' entry is not valid JSON: {error}") from error
-    if not isinstance(metadata, dict) or metadata.get("format") != FORMAT_NAME:
+    if not isinstance(metadata, dict):
+        raise DetectorFileError(f"{path}: not a {FORMAT_NAME} file (metadata is a {type(metadata).__name__})")
+    if metadata.get("format") != FORMAT_NAME:
         raise DetectorFileError(f"{path}: not a {FORMAT_NAME} file (metadata format {metadata.get('format')!r})")
     version = metadata.get("format_version")
     if version != FORMAT_VERSION:
@@ -598,6 +606,9 @@ def _detector_from_archive(archive, path):
     for key in ("class_name", "params", "n_classes", "n_features_in", "arrays"):
         if key not in metadata:
             raise DetectorFileError(f"{path}: the metadata has no {key!r} entry")
+    for key in ("params", "arrays"):
+        if not isinstance(metadata[key], dict):
+            raise DetectorFileError(f"{path}: the metadata's {key!r} entry must be an object, got {metadata[key]!r}")
     class_name = metadata["class_name"]
     if class_name not in _SAVEABLE:
         raise DetectorFileError(f"{path}: unknown detector class {class_name!r}; expected one of {sorted(_SAVEABLE)}")

@@ -174,6 +174,7 @@ def test_open_set_scores_dict():
         (lambda: metrics.unknown_auroc([0, 2], [0.1], n_classes=2), "shape"),
         (lambda: metrics.closed_set_accuracy([2, 2], [0, 1], n_classes=2), "known sample"),
         (lambda: metrics.closed_set_accuracy([0, 1], np.zeros((2, 1)), n_classes=2), "columns"),
+        (lambda: metrics.closed_set_accuracy([0, 1], [[np.nan, 0.0], [0.0, 1.0]], n_classes=2), "NaN"),
         (lambda: metrics.f1_vs_threshold(HAND_PROBA, HAND_LABELS, [[0.5]]), "thresholds"),
         (lambda: metrics.f1_vs_threshold(HAND_PROBA, HAND_LABELS, [np.nan]), "NaN"),
         (lambda: metrics.f1_vs_threshold(HAND_PROBA[:0], HAND_LABELS[:0], [0.5]), "no samples"),

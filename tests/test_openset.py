@@ -338,6 +338,8 @@ def test_failed_weibull_fit_names_the_class():
         (OpenMax(threshold=1.5), "threshold"),
         (CROSR(distance="cosine"), "euclidean"),
         (OpenMax(translate_amount=np.inf), "translate_amount"),
+        (CROSR(translate_amount=0.0), "translate_amount must be a finite number > 0"),
+        (OpenMax(threshold=True), "threshold"),
         (OneClassCROSR(estimator="lof"), "ocsvm"),
         (OneClassCROSR(gamma=0), "gamma"),
         (OneClassCROSR(gamma="0.1"), "gamma"),
@@ -412,12 +414,12 @@ def saved(tmp_path):
     return path, arrays
 
 
-def rewrite(path, arrays, **metadata_changes):
-    metadata = json.loads(str(arrays["metadata"]))
+def rewrite(path, entries, **metadata_changes):
+    metadata = json.loads(str(entries["metadata"]))
     metadata.update(metadata_changes)
-    arrays = dict(arrays, metadata=np.array(json.dumps(metadata)))
+    entries = dict(entries, metadata=np.array(json.dumps(metadata)))
     with open(path, "wb") as file:
-        np.savez(file, **arrays)
+        np.savez(file, **entries)
 
 
 def test_load_damaged_files(saved, tmp_path):
@@ -476,6 +478,14 @@ def test_load_mismatched_files(saved):
         load_detector(path)
     rewrite(path, dict(arrays, means=np.full_like(arrays["means"], np.nan)))
     with pytest.raises(DetectorFileError, match="finite"):
+        load_detector(path)
+    for key in ("params", "arrays"):
+        rewrite(path, arrays, **{key: [1, 2]})
+        with pytest.raises(DetectorFileError, match=f"'{key}' entry must be an object"):
+            load_detector(path)
+    with open(path, "wb") as file:
+        np.savez(file, **dict(arrays, metadata=np.array("[1, 2]")))
+    with pytest.raises(DetectorFileError, match="metadata is a list"):
         load_detector(path)
     with open(path, "wb") as file:
         np.savez(file, **{k: v for k, v in arrays.items() if k != "metadata"})
