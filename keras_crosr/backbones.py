@@ -75,11 +75,13 @@ class Backbone:
                 raise ValueError(f"`vocab_size` must be an integer >= 2; received {vocab_size!r}.")
         elif embedding is not None or vocab_size is not None:
             raise ValueError("`embedding` and `vocab_size` are for text backbones (input_kind='text') only.")
+        if not is_integer(latent_dim, 1):
+            raise ValueError(f"`latent_dim` must be a positive integer; received latent_dim={latent_dim!r}.")
         self.stages = stages
         self.head = head
         self.input_kind = input_kind
         self.input_shape = None if input_shape is None else tuple(input_shape)
-        self.latent_dim = latent_dim
+        self.latent_dim = int(latent_dim)
         self.embedding = embedding
         self.vocab_size = None if vocab_size is None else int(vocab_size)
         self.name = name

@@ -7,8 +7,7 @@ import keras
 import numpy as np
 
 from keras_crosr._validation import is_integer
-from keras_crosr.dhrnet import inference_model
-from keras_crosr.distribute import distributed_features
+from keras_crosr.distribute import _feature_model, distributed_features
 from keras_crosr.openset import CROSR, NotFittedError, OpenMax, SoftmaxThreshold
 
 __all__ = ["OpenSetHead"]
@@ -28,6 +27,10 @@ def _labels(y):
     if y.ndim != 1:
         raise ValueError(f"labels must be integer class ids of shape (n,); got shape {y.shape}.")
     return y
+
+
+def _is_arrays(train_data):
+    return isinstance(train_data, tuple) and len(train_data) == 2
 
 
 def _check_not_endless(train_data):
@@ -70,7 +73,8 @@ class OpenSetHead(keras.callbacks.Callback):
 
     Attributes:
         detector_: the fitted detector.
-        inference_model_: the decoder-free model (shares the trained model's weights).
+        inference_model_: the decoder-free model (shares the trained model's weights; built in its strategy
+            scope, so `predict*` shard like the training).
     """
 
     def __init__(self, train_data, detector="crosr", batch_size=256, verbose=1, steps=None):
@@ -92,6 +96,11 @@ class OpenSetHead(keras.callbacks.Callback):
             raise ValueError(f"`batch_size` must be a positive int; got {batch_size!r}.")
         if steps is not None and not is_integer(steps, 1):
             raise ValueError(f"`steps` must be None or a positive int; got {steps!r}.")
+        if steps is not None and _is_arrays(train_data):
+            raise ValueError(
+                "`steps` counts the batches of an iterable `train_data`; with arrays `(x, y)` every sample is "
+                "used: pass `(x[:n], y[:n])` to fit the detector on fewer."
+            )
         if steps is None:
             _check_not_endless(train_data)  # before training, not after it
         self.train_data = train_data
@@ -113,14 +122,14 @@ class OpenSetHead(keras.callbacks.Callback):
 
     def fit(self, model):
         """Extracts the features of `train_data` with `model` and fits the detector. Returns `self`."""
-        feature_model = inference_model(model)
+        feature_model = _feature_model(model)  # decoder-free, in the model's strategy scope (sharded predict)
         detector = DETECTORS[self.detector]() if isinstance(self.detector, str) else copy.deepcopy(self.detector)
-        if isinstance(self.train_data, tuple) and len(self.train_data) == 2:
+        if _is_arrays(self.train_data):
             # Arrays: one sharded `predict` (splits each batch over a strategy's or a JAX mesh's devices).
             x, labels = self.train_data[0], _labels(self.train_data[1])
             if len(x) != len(labels):
                 raise ValueError(f"`train_data` x and y differ in length: {len(x)} vs {len(labels)}.")
-            features = distributed_features(model, x, batch_size=self.batch_size, verbose=self.verbose)
+            features = distributed_features(feature_model, x, batch_size=self.batch_size, verbose=self.verbose)
             detector.fit(self._detector_input(features), labels)
             self.inference_model_, self.detector_ = feature_model, detector
             return self

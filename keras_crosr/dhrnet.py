@@ -19,7 +19,7 @@ Training minimises softmax cross entropy + reconstruction loss, weighted 1.0 eac
 import keras
 from keras import layers, ops
 
-from keras_crosr._validation import is_integer, positive_int
+from keras_crosr._validation import is_integer, is_real, positive_int
 from keras_crosr.backbones import IMAGE, TEXT, BACKBONES, Backbone, get_backbone
 from keras_crosr.layers import LateralBottleneck, TopDownCombiner
 
@@ -43,6 +43,11 @@ def _resolve_backbone(backbone, input_shape, vocab_size, max_length):
             "`backbone` must be a name (one of " + ", ".join(sorted(BACKBONES)) + "), a `keras_crosr.backbones."
             f"Backbone` or a list of stages; received {type(backbone).__name__}."
         )
+    elif backbone.input_kind == TEXT and vocab_size is not None and vocab_size != backbone.vocab_size:
+        raise ValueError(
+            f"vocab_size={vocab_size!r} contradicts the vocabulary of backbone {backbone.name!r} "
+            f"({backbone.vocab_size}); its embedding and reconstruction are built for that size."
+        )
     if backbone.input_kind == IMAGE and (vocab_size is not None or max_length is not None):
         raise ValueError(
             f"Backbone {backbone.name!r} takes images; `vocab_size` and `max_length` are for the text backbone."
@@ -52,16 +57,18 @@ def _resolve_backbone(backbone, input_shape, vocab_size, max_length):
 
 def _resolve_input_shape(backbone, input_shape, max_length):
     if backbone.input_kind == TEXT:
-        if input_shape is not None:
-            input_shape = tuple(input_shape)
-            if len(input_shape) != 1:
+        for given in (input_shape, backbone.input_shape):
+            if given is None:
+                continue
+            given = tuple(given)
+            if len(given) != 1:
                 raise ValueError(
                     f"Backbone {backbone.name!r} takes text, token ids of shape (max_length,), but was given the "
-                    f"input_shape {input_shape} (images?)."
+                    f"input_shape {given} (images?)."
                 )
-            if max_length is not None and input_shape[0] != max_length:
-                raise ValueError(f"input_shape {input_shape} contradicts max_length={max_length}.")
-            max_length = input_shape[0]
+            if max_length is not None and given[0] != max_length:
+                raise ValueError(f"input_shape {given} contradicts max_length={max_length}.")
+            max_length = given[0]
         if max_length is None:
             raise ValueError(f"The text backbone {backbone.name!r} needs `max_length` (the padded text length).")
         return (positive_int(max_length, "max_length"),)
@@ -152,10 +159,16 @@ def build_dhrnet(
     if variant not in VARIANTS:
         raise ValueError(f"Unknown variant {variant!r}; valid variants are {', '.join(VARIANTS)}.")
     num_classes = positive_int(num_classes, "num_classes")
-    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+    if not is_real(dropout) or not 0 <= dropout < 1:
         raise ValueError(f"`dropout` must be a rate in [0, 1); received dropout={dropout!r}.")
+    dropout = float(dropout)
     if latent_dim is not None:
         latent_dim = positive_int(latent_dim, "latent_dim")
+        if variant != "dhrnet":
+            raise ValueError(
+                f"`latent_dim` sets the width of DHRNet's bottlenecks; variant={variant!r} has none "
+                "(LadderNet's latent is the pooled stage outputs, a supervised network has no latent)."
+            )
     backbone = _resolve_backbone(backbone, input_shape, vocab_size, max_length)
     input_shape = _resolve_input_shape(backbone, input_shape, max_length)
     latent_dim = backbone.latent_dim if latent_dim is None else latent_dim
@@ -272,7 +285,7 @@ def compile_dhrnet(model, optimizer=None, classification_weight=1.0, reconstruct
     outputs = _output_dict(model)
     weights = {"classification_weight": classification_weight, "reconstruction_weight": reconstruction_weight}
     for label, value in weights.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        if not is_real(value) or not 0 <= value < float("inf"):
             raise ValueError(f"`{label}` must be a non-negative number; received {value!r}.")
     if optimizer is None:
         optimizer = keras.optimizers.SGD(learning_rate=0.01, momentum=0.9, global_clipnorm=5.0)
@@ -326,11 +339,12 @@ def dhrnet_targets(x, y, *, model=None):
 def inference_model(model):
     """The decoder-free model for test time: outputs ``{"logits", "latent"}`` (supervised: ``{"logits"}``).
 
-    It shares the weights of ``model`` and runs neither the decoder nor the re-projections h~_l. A model that is
-    decoder-free already (an inference model, a supervised network) is returned as it is.
+    It shares the weights of ``model`` and has none of the decoder's layers; its laterals still produce the
+    re-projections h~_l, which it leaves unused. A model that is decoder-free already (an inference model, a
+    supervised network) is returned as it is.
     """
     outputs = _output_dict(model)
     kept = {key: outputs[key] for key in ("logits", "latent") if key in outputs}
     if len(kept) == len(outputs):
         return model
-    return keras.Model(model.inputs, kept, name=f"{model.name}_inference")
+    return keras.Model(model.input, kept, name=f"{model.name}_inference")

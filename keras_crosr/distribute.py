@@ -28,8 +28,8 @@ Several machines: the same code on every worker, with ``TF_CONFIG`` set on each 
 ``strategy = multi_worker_mirrored_strategy()`` (TensorFlow's strategy, made to accept two ``reduce`` calls of
 Keras 3). JAX backend: ``keras.distribution.set_distribution(keras.distribution.DataParallel())`` before building
 the model, and no scope; the same ``distributed_dataset`` (or NumPy arrays with ``shuffle=False`` where TensorFlow
-is not installed). ``OpenSetHead`` works as it is under all three when used as a ``fit`` callback (it extracts the
-features on one device); ``distributed_features`` is the sharded extraction.
+is not installed). ``OpenSetHead`` works as it is under all three when used as a ``fit`` callback: it extracts the
+features with ``distributed_features``, the sharded extraction, from arrays, and batch by batch from a dataset.
 """
 
 import functools

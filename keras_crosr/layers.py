@@ -15,6 +15,23 @@ from keras import ops
 from keras_crosr._validation import is_integer
 
 
+def _own_initializer(initializer, index):
+    """A copy of ``initializer`` for the ``index``-th weight of a layer.
+
+    A Keras random initializer fixes its seed when it is created and returns the same values at every call, so
+    two weights of one layer drawn from one initializer start as copies of each other (h~_l would start as h_l
+    re-shaped). Each weight gets its own copy: an unseeded one draws a new seed (reproducible under
+    ``keras.utils.set_random_seed``), a seeded one is offset by ``index``. A plain function is used as it is.
+    """
+    if not isinstance(initializer, keras.initializers.Initializer):
+        return initializer
+    config = initializer.get_config()
+    seed = config.get("seed")
+    if isinstance(seed, int) and not isinstance(seed, bool):
+        config = dict(config, seed=seed + index)
+    return type(initializer).from_config(config)
+
+
 def _check_rank(layer, shape, what):
     if len(shape) not in (3, 4):
         raise ValueError(
@@ -48,8 +65,7 @@ class LateralBottleneck(keras.layers.Layer):
 
     Returns:
         The tuple ``(z, reprojection)``: ``z`` of shape ``(batch, H, W, latent_dim)`` (``C`` in identity mode)
-        and ``h~(z)`` of the shape of ``inputs``. A model that uses only ``z`` (the decoder-free inference
-        model) leaves ``h~`` out of its compiled graph.
+        and ``h~(z)`` of the shape of ``inputs`` (which the decoder-free inference model leaves unused).
     """
 
     def __init__(
@@ -80,16 +96,20 @@ class LateralBottleneck(keras.layers.Layer):
             return
         window = (self.kernel_size,) * (len(input_shape) - 2)
         self.h_kernel = self.add_weight(
-            name="h_kernel", shape=window + (self.channels, self.latent_dim), initializer=self.kernel_initializer
+            name="h_kernel",
+            shape=window + (self.channels, self.latent_dim),
+            initializer=_own_initializer(self.kernel_initializer, 0),
         )
-        self.h_bias = self.add_weight(name="h_bias", shape=(self.latent_dim,), initializer=self.bias_initializer)
+        self.h_bias = self.add_weight(
+            name="h_bias", shape=(self.latent_dim,), initializer=_own_initializer(self.bias_initializer, 0)
+        )
         self.reprojection_kernel = self.add_weight(
             name="reprojection_kernel",
             shape=window + (self.latent_dim, self.channels),
-            initializer=self.kernel_initializer,
+            initializer=_own_initializer(self.kernel_initializer, 1),
         )
         self.reprojection_bias = self.add_weight(
-            name="reprojection_bias", shape=(self.channels,), initializer=self.bias_initializer
+            name="reprojection_bias", shape=(self.channels,), initializer=_own_initializer(self.bias_initializer, 1)
         )
 
     def call(self, inputs):
@@ -170,6 +190,7 @@ class TopDownCombiner(keras.layers.Layer):
         channels = lateral_shape[-1]
         self.upsampling = ()
         self.projects = False
+        self.takes_top_down = top_shape is not None
         if top_shape is not None:
             _check_rank(self, top_shape, "top_down")
             if len(top_shape) != len(lateral_shape):
@@ -194,18 +215,28 @@ class TopDownCombiner(keras.layers.Layer):
                 self.projection_kernel = self.add_weight(
                     name="projection_kernel",
                     shape=window + (top_shape[-1], channels),
-                    initializer=self.kernel_initializer,
+                    initializer=_own_initializer(self.kernel_initializer, 1),
                 )
                 self.projection_bias = self.add_weight(
-                    name="projection_bias", shape=(channels,), initializer=self.bias_initializer
+                    name="projection_bias", shape=(channels,), initializer=_own_initializer(self.bias_initializer, 1)
                 )
         window = (self.kernel_size,) * (len(lateral_shape) - 2)
         self.kernel = self.add_weight(
-            name="kernel", shape=window + (channels, channels), initializer=self.kernel_initializer
+            name="kernel",
+            shape=window + (channels, channels),
+            initializer=_own_initializer(self.kernel_initializer, 0),
         )
-        self.bias = self.add_weight(name="bias", shape=(channels,), initializer=self.bias_initializer)
+        self.bias = self.add_weight(
+            name="bias", shape=(channels,), initializer=_own_initializer(self.bias_initializer, 0)
+        )
 
     def call(self, inputs):
+        if isinstance(inputs, (list, tuple)) != self.takes_top_down:
+            built_on = "[top_down, lateral]" if self.takes_top_down else "the lateral term alone"
+            raise ValueError(
+                f"TopDownCombiner {self.name!r} was built on {built_on}; call it on the same inputs "
+                f"(received {type(inputs).__name__})."
+            )
         if isinstance(inputs, (list, tuple)):
             top_down, lateral = inputs
             if self.projects:

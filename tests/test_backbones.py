@@ -188,6 +188,9 @@ def test_named_backbones_and_errors():
         Backbone([layers.Conv1D(4, 3)], input_kind="text")
     with pytest.raises(ValueError, match="text backbones"):
         Backbone([layers.Conv2D(4, 3)], vocab_size=10)
+    for latent_dim in ("x", 0, None):
+        with pytest.raises(ValueError, match="`latent_dim` must be a positive integer"):
+            Backbone([layers.Conv2D(4, 3)], latent_dim=latent_dim)
 
 
 def test_backbone_is_a_reusable_recipe():

@@ -171,6 +171,8 @@ def test_an_endless_dataset_is_refused_before_training_or_read_for_its_steps(dat
     for steps in (0, 2.5, True):
         with pytest.raises(ValueError, match="`steps` must be None or a positive int"):
             OpenSetHead(endless, steps=steps)
+    with pytest.raises(ValueError, match=r"with arrays `\(x, y\)` every sample is used"):
+        OpenSetHead((data["x"], data["y"]), steps=1)
 
 
 def test_a_used_up_generator_and_empty_inputs_say_what_is_wrong(data, trained):

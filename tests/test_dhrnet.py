@@ -1,14 +1,28 @@
 """build_dhrnet / compile_dhrnet / dhrnet_targets / inference_model."""
 
+import warnings
+
 import keras
 import numpy as np
 import pytest
 from keras import layers
 
+from keras_crosr.backbones import Backbone, get_backbone
 from keras_crosr.dhrnet import ImageReconstructionError, build_dhrnet, compile_dhrnet, dhrnet_targets, inference_model
 from keras_crosr.layers import LateralBottleneck, TopDownCombiner
 
 VOCAB, LENGTH = 40, 10
+_TEXT_CNN = get_backbone("text_cnn", vocab_size=100)
+CUSTOM_TEXT = Backbone(  # a text backbone with a default length: (20,) token ids
+    _TEXT_CNN.stages,
+    _TEXT_CNN.head,
+    input_kind="text",
+    input_shape=(20,),
+    latent_dim=25,
+    embedding=_TEXT_CNN.embedding,
+    vocab_size=100,
+    name="custom_text",
+)
 
 
 def small_stages():
@@ -171,6 +185,9 @@ def test_inference_model_has_no_decoder_and_shares_weights():
     full, part = model.predict(x, verbose=0), infer.predict(x, verbose=0)
     for key in ("logits", "latent"):
         np.testing.assert_allclose(part[key], full[key], rtol=1e-6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a direct call takes the tensor as the model was built for it
+        np.testing.assert_allclose(infer(x)["latent"], full["latent"], rtol=1e-5)
     supervised = inference_model(build_dhrnet("mnist_cnn", num_classes=10, variant="supervised"))
     assert set(supervised.output) == {"logits"}
 
@@ -251,6 +268,10 @@ def test_mixed_precision():
         (dict(backbone="text_cnn", max_length=20), r"'text_cnn' needs `vocab_size`"),
         (dict(backbone="text_cnn", vocab_size=100), r"needs `max_length`"),
         (dict(backbone=42), r"`backbone` must be a name"),
+        (dict(backbone="mnist_cnn", variant="laddernet", latent_dim=7), r"variant='laddernet' has none"),
+        (dict(backbone="mnist_cnn", variant="supervised", latent_dim=7), r"variant='supervised' has none"),
+        (dict(backbone=get_backbone("text_cnn", vocab_size=100), vocab_size=50, max_length=8), r"vocab_size=50 contra"),
+        (dict(backbone=CUSTOM_TEXT, max_length=30), r"input_shape \(20,\) contradicts max_length=30"),
     ],
 )
 def test_errors(kwargs, message):
@@ -258,6 +279,21 @@ def test_errors(kwargs, message):
     error = TypeError if kwargs["backbone"] == 42 else ValueError
     with pytest.raises(error, match=message):
         build_dhrnet(kwargs.pop("backbone"), **kwargs)
+
+
+def test_a_text_backbone_gives_its_own_length():
+    model = build_dhrnet(CUSTOM_TEXT, num_classes=3)
+    assert model.input_shape == (None, 20)
+    assert model.output["reconstruction"].shape == (None, 20, 100)
+
+
+def test_numpy_numbers_are_accepted():
+    model = build_dhrnet("mnist_cnn", num_classes=3, dropout=np.float32(0.25))
+    assert model.get_layer("head_dropout").rate == 0.25
+    compile_dhrnet(model, classification_weight=np.int64(1), reconstruction_weight=np.float32(0.5))
+    for bad in (np.nan, np.inf, True):
+        with pytest.raises(ValueError, match="reconstruction_weight"):
+            compile_dhrnet(build_dhrnet("mnist_cnn", num_classes=2), reconstruction_weight=bad)
 
 
 def test_numpy_integers_are_accepted():
@@ -282,14 +318,14 @@ def test_errors_on_non_dhrnet_models():
 
 
 def test_default_optimizer_keeps_the_decoder_from_blowing_up():
-    # Unclipped SGD 0.01 / momentum 0.9 takes this cifar_cnn DHRNet to NaN within 10 steps (seed 1): the
-    # default clips the gradients' global norm.
+    # Unclipped SGD 0.01 / momentum 0.9 takes this cifar_cnn DHRNet to NaN within its first epoch for seeds 0, 2, 3
+    # and 4 of 0-4: the default clips the gradients' global norm.
     rng = np.random.default_rng(0)
     x = rng.uniform(size=(640, 16, 16, 3)).astype("float32")
     y = rng.integers(0, 10, len(x))
     losses = {}
     for name, optimizer in [("unclipped", keras.optimizers.SGD(0.01, momentum=0.9)), ("default", None)]:
-        keras.utils.set_random_seed(1)
+        keras.utils.set_random_seed(0)
         model = compile_dhrnet(build_dhrnet("cifar_cnn", num_classes=10, input_shape=(16, 16, 3)), optimizer)
         history = model.fit(x, dhrnet_targets(x, y, model=model), batch_size=64, epochs=1, shuffle=False, verbose=0)
         losses[name] = history.history["loss"][0]

@@ -73,6 +73,18 @@ class LateralBottleneckTest(testing.TestCase):
         self.assertEqual((config["latent_dim"], config["kernel_size"]), (7, 1))
         self.assertIs(type(config["latent_dim"]), int)  # a Python int: the config is JSON in model.save
 
+    def test_weights_start_independent(self):
+        # latent_dim == channels: h_l and h~_l have the same shape and, from one initializer, would be the same
+        for initializer in ("glorot_uniform", keras.initializers.GlorotUniform(seed=3)):
+            layer = LateralBottleneck(latent_dim=5, kernel_size=1, kernel_initializer=initializer)
+            layer.build((None, 4, 4, 5))
+            self.assertFalse(np.allclose(layer.h_kernel.numpy(), layer.reprojection_kernel.numpy()))
+        seeded = [LateralBottleneck(latent_dim=5, kernel_initializer=keras.initializers.HeNormal(seed=7)) for _ in "ab"]
+        for layer in seeded:
+            layer.build((None, 4, 4, 5))
+        self.assertAllClose(seeded[0].h_kernel, seeded[1].h_kernel)  # a seeded layer stays reproducible
+        self.assertAllClose(seeded[0].reprojection_kernel, seeded[1].reprojection_kernel)
+
     def test_errors(self):
         for bad in (0, -3, 2.5, None, True):
             with self.assertRaisesRegex(ValueError, "latent_dim"):
@@ -167,6 +179,24 @@ class TopDownCombinerTest(testing.TestCase):
     def test_config_round_trip(self):
         layer = TopDownCombiner(kernel_size=5, bias_initializer="ones", name="g")
         self.assertEqual(TopDownCombiner.from_config(layer.get_config()).get_config(), layer.get_config())
+
+    def test_weights_start_independent(self):
+        layer = TopDownCombiner(kernel_size=1)
+        layer.build([(None, 2, 2, 6), (None, 4, 4, 3)])
+        projection, kernel = layer.projection_kernel.numpy()[0, 0], layer.kernel.numpy()[0, 0]
+        ratio = projection[:3] / kernel  # scaled copies of one stream would give a constant ratio
+        self.assertGreater(np.std(ratio), 0.1 * np.mean(np.abs(ratio)))
+
+    def test_calls_must_match_the_build(self):
+        top, lateral = np.ones((1, 2, 2, 3), "float32"), np.ones((1, 4, 4, 3), "float32")
+        alone = TopDownCombiner()
+        alone(lateral)
+        with self.assertRaisesRegex(ValueError, "built on the lateral term alone"):
+            alone([top, lateral])
+        pair = TopDownCombiner()
+        pair([top, lateral])
+        with self.assertRaisesRegex(ValueError, r"built on \[top_down, lateral\]"):
+            pair(lateral)
 
     def test_errors(self):
         with self.assertRaisesRegex(ValueError, "not an integer multiple"):
