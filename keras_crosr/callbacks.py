@@ -7,6 +7,7 @@ import keras
 import numpy as np
 
 from keras_crosr._validation import is_integer
+from keras_crosr.dhrnet import inference_model
 from keras_crosr.distribute import _feature_model, distributed_features
 from keras_crosr.openset import CROSR, NotFittedError, OpenMax, SoftmaxThreshold
 
@@ -73,8 +74,8 @@ class OpenSetHead(keras.callbacks.Callback):
 
     Attributes:
         detector_: the fitted detector.
-        inference_model_: the decoder-free model (shares the trained model's weights; built in its strategy
-            scope, so `predict*` shard like the training).
+        inference_model_: the decoder-free model (shares the trained model's weights), on one device; the
+            `predict*` methods use a copy built in the model's strategy scope, so they shard like the training.
     """
 
     def __init__(self, train_data, detector="crosr", batch_size=256, verbose=1, steps=None):
@@ -122,16 +123,19 @@ class OpenSetHead(keras.callbacks.Callback):
 
     def fit(self, model):
         """Extracts the features of `train_data` with `model` and fits the detector. Returns `self`."""
-        feature_model = _feature_model(model)  # decoder-free, in the model's strategy scope (sharded predict)
+        # Two decoder-free views of the same weights: `feature_model` runs on one device (`predict_on_batch` of a
+        # model built in a MirroredStrategy scope would give each replica the whole batch), `sharded_model` is
+        # built in the strategy scope for the sharded `predict` of arrays.
+        feature_model, sharded_model = inference_model(model), _feature_model(model)
         detector = DETECTORS[self.detector]() if isinstance(self.detector, str) else copy.deepcopy(self.detector)
         if _is_arrays(self.train_data):
             # Arrays: one sharded `predict` (splits each batch over a strategy's or a JAX mesh's devices).
             x, labels = self.train_data[0], _labels(self.train_data[1])
             if len(x) != len(labels):
                 raise ValueError(f"`train_data` x and y differ in length: {len(x)} vs {len(labels)}.")
-            features = distributed_features(feature_model, x, batch_size=self.batch_size, verbose=self.verbose)
+            features = distributed_features(sharded_model, x, batch_size=self.batch_size, verbose=self.verbose)
             detector.fit(self._detector_input(features), labels)
-            self.inference_model_, self.detector_ = feature_model, detector
+            self._keep(feature_model, sharded_model, detector)
             return self
         logits, latent, labels = [], [], []
         batches, n_batches = self._train_batches()
@@ -155,9 +159,11 @@ class OpenSetHead(keras.callbacks.Callback):
         if latent:
             features["latent"] = np.concatenate(latent)
         detector.fit(self._detector_input(features), np.concatenate(labels))
-        self.inference_model_ = feature_model
-        self.detector_ = detector
+        self._keep(feature_model, sharded_model, detector)
         return self
+
+    def _keep(self, feature_model, sharded_model, detector):
+        self.inference_model_, self._sharded_model, self.detector_ = feature_model, sharded_model, detector
 
     def _train_batches(self):
         """The `(x, y)` batches of an iterable `train_data` (the first `steps`) and their number (None when
@@ -184,7 +190,7 @@ class OpenSetHead(keras.callbacks.Callback):
     def features(self, x):
         """The detector's input for raw inputs `x`: a dict `{"logits", "latent"}` or `(n, N)` logits."""
         self._check_fitted()
-        return self._detector_input(distributed_features(self.inference_model_, x, batch_size=self.batch_size))
+        return self._detector_input(distributed_features(self._sharded_model, x, batch_size=self.batch_size))
 
     def predict_proba(self, x):
         """`(n, N + 1)` open-set probabilities of raw inputs `x`, the unknown class last."""

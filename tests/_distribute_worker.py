@@ -55,8 +55,15 @@ def train(x, y, x_test, scope, dropout):
         "weibull_scale": np.asarray(head.detector_.weibull_.scale).tolist(),
         "predict": head.predict(x_test).tolist(),
         "sharded_vs_local": max(float(np.abs(sharded[k] - local[k]).max()) for k in ("logits", "latent")),
+        "head_replicas": head_replicas(head),
         **kernel_placement(model.trainable_variables[0]),
     }
+
+
+def head_replicas(head):
+    """TensorFlow only: over how many replicas the head's predict* run (0 under JAX)."""
+    strategy = getattr(head._sharded_model, "distribute_strategy", None)
+    return 0 if strategy is None else strategy.num_replicas_in_sync
 
 
 def kernel_placement(variable):

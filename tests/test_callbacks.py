@@ -93,11 +93,11 @@ def test_tuple_with_the_target_dict_equals_labels(data, trained):
 def test_predict_methods_reuse_the_fitted_inference_model(data, trained):
     _, head = trained
     head.predict_proba(data["x_test"][:1])
-    predict_function = head.inference_model_.predict_function
+    predict_function = head._sharded_model.predict_function
     assert predict_function is not None  # the fitted model ran itself, not a copy built for the call
     for method in (head.predict, head.predict_proba, head.decision_function):
         method(data["x_test"][:3])
-        assert head.inference_model_.predict_function is predict_function  # traced once, not per call
+        assert head._sharded_model.predict_function is predict_function  # traced once, not per call
     np.testing.assert_array_equal(head.predict(data["x_test"][:, :, :, 0]), head.predict(data["x_test"]))
     with pytest.raises(ValueError, match=r"shape \(n, 28, 28, 1\).*received \(4, 32, 32, 1\)"):
         head.predict(np.zeros((4, 32, 32, 1), "float32"))

@@ -107,6 +107,7 @@ def test_mirrored_strategy_on_two_devices_matches_one_device(runs):
     assert one["loss"][-1] < 0.8 * one["loss"][0]  # it trains
     _assert_same_run(two, one)
     assert two["sharded_vs_local"] < 1e-5  # distributed_features == the head's single-device features
+    assert (one["head_replicas"], two["head_replicas"]) == (1, 2)  # the head's predict* shard like the training
 
 
 def test_two_multi_worker_processes_train_and_fit_the_head_like_one_device(runs):
