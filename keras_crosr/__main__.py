@@ -67,7 +67,7 @@ def main(argv=None):
     except ValueError as error:  # bad arguments, or a run directory made with other settings
         return _error(str(error))
     try:
-        print(runner.run())
+        print(runner.run(), end="")
     except DatasetNotFoundError as error:
         return _error(str(error))
     return 0
@@ -78,20 +78,40 @@ def _error(message):
     return 2
 
 
+def _read_json_object(path):
+    """The JSON object in ``path``, or a ``ValueError`` that names the file."""
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path} is not a readable JSON file: {error}") from error
+    if not isinstance(value, dict):
+        raise ValueError(f"{path} holds a JSON {type(value).__name__}, not the object a run writes")
+    return value
+
+
 def _report(experiment, results_path):
-    """Prints the report of a run's results.json, with the run's settings where its run.json is beside it."""
+    """Prints the report of a run's results.json, with the run's settings: those of the run.json beside it, else
+    those the results file records under ``"run"``."""
     if not results_path.is_file():
         return _error(f"no results file {results_path}")
-    settings_path = results_path.with_name("run.json")
-    settings = json.loads(settings_path.read_text()) if settings_path.is_file() else None
-    if settings and settings["experiment"] != experiment.name:
-        return _error(f"{results_path} holds a run of {settings['experiment']}, not of {experiment.name}")
     from keras_crosr.experiments import report
 
-    results = json.loads(results_path.read_text())
-    if not report.holds_results(experiment, results):
-        return _error(f"{results_path} holds no results of {experiment.name}")
-    print(report.render(experiment, results, settings=settings))
+    settings_path = results_path.with_name("run.json")
+    try:
+        results = _read_json_object(results_path)
+        settings = _read_json_object(settings_path) if settings_path.is_file() else results.get("run")
+        if settings is not None and not isinstance(settings, dict):
+            raise ValueError(f"{results_path}: its 'run' entry is not an object")
+        if settings and settings.get("experiment", experiment.name) != experiment.name:
+            raise ValueError(f"{results_path} holds a run of {settings['experiment']}, not of {experiment.name}")
+        if not report.holds_results(experiment, results):
+            raise ValueError(f"{results_path} holds no results of {experiment.name}")
+        text = report.render(experiment, results, settings=settings)
+    except ValueError as error:
+        return _error(str(error))
+    except (KeyError, TypeError, AttributeError) as error:  # an entry of another layout
+        return _error(f"{results_path} is not laid out as a run's results.json ({type(error).__name__}: {error})")
+    print(text, end="")
     return 0
 
 

@@ -111,7 +111,7 @@ def test_missing_local_file_names_data_set_variable_and_file(tmp_path):
     # No tfds build exists for Tiny ImageNet: "auto" fails with the expected file, "tfds" says so.
     with pytest.raises(datasets.DatasetNotFoundError, match="tinyimagenet_val.npz.*does not provide"):
         datasets.load_tinyimagenet("val", source="auto", data_dir=tmp_path)
-    with pytest.raises(ValueError, match="not available from tensorflow-datasets"):
+    with pytest.raises(datasets.DatasetNotFoundError, match="not available from tensorflow-datasets; use source="):
         datasets.load_tinyimagenet("val", source="tfds")
 
 
@@ -165,6 +165,11 @@ def test_auto_prefers_local_and_env_variable(tmp_path, monkeypatch):
         datasets.load_mnist("train", classes=[1, 1])
     with pytest.raises(ValueError, match=r"out of range \[0, 10\)"):
         datasets.load_mnist("train", classes=[3, 10])
+
+
+def test_a_missing_sample_file_is_not_found(tmp_path):
+    with pytest.raises(datasets.DatasetNotFoundError, match="no file .*missing.npz"):
+        datasets.load_sample(path=tmp_path / "missing.npz")
 
 
 def test_damaged_archives(tmp_path):

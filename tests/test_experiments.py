@@ -314,6 +314,18 @@ def test_bad_runner_arguments(tmp_path):
         Runner("mnist-outliers", tmp_path, only=["lsun_crop"])
     with pytest.raises(ValueError, match="no network of mnist-outliers matches"):
         Runner("mnist-outliers", tmp_path, networks=["densenet92-dhrnet"])
+    with pytest.raises(ValueError, match=r"no network of mnist-outliers matches \['supervsied'\]"):
+        Runner("mnist-outliers", tmp_path, networks=["dhrnet", "supervsied"])
+
+
+def test_an_outlier_set_that_loads_now_is_no_longer_reported_unavailable(tmp_path, data_dir):
+    runner = Runner("mnist-outliers", tmp_path, source="local", data_dir=str(data_dir), verbose=0)
+    runner.workspace.open()
+    runner.workspace.record("unavailable/noise", "an earlier run found no data")
+    noise = runner.load_outliers("noise", np.zeros((10, 28, 28, 1), "float32"))
+    assert len(noise) == 10000
+    assert "unavailable/noise" not in json.loads((tmp_path / "results.json").read_text())
+    assert "noise not evaluated" not in report.render(runner.experiment, runner.workspace.results)
 
 
 def test_report_of_class_split_averages_trials():
@@ -344,6 +356,15 @@ def test_cli_report_renders_a_results_file(tmp_path, capsys):
     assert f"{path} holds no results of class-split" in capsys.readouterr().err
     path.write_text(json.dumps({"mnist/trial0/dhrnet/crosr": {"auroc": 0.9}}))
     assert main(["report", "class-split", str(path)]) == 0 and "0.900 ± 0.000 (n=1)" in capsys.readouterr().out
+    path.write_text("{not json")
+    assert main(["report", "class-split", str(path)]) == 2
+    assert "is not a readable JSON file" in capsys.readouterr().err
+    path.write_text("[1, 2]")
+    assert main(["report", "class-split", str(path)]) == 2
+    assert "holds a JSON list, not the object a run writes" in capsys.readouterr().err
+    path.write_text(json.dumps({"mnist/trial0/dhrnet/crosr": {"auroc": 0.9}, "mnist-t0/training": 15}))
+    assert main(["report", "class-split", str(path)]) == 2
+    assert "is not laid out as a run's results.json" in capsys.readouterr().err
 
 
 def test_cli_report_uses_the_settings_beside_the_results(tiny_run, capsys):
@@ -356,6 +377,21 @@ def test_cli_report_uses_the_settings_beside_the_results(tiny_run, capsys):
     assert "holds a run of quickstart, not of mnist-outliers" in capsys.readouterr().err
     assert main(["report", "mnist-outliers", str(path / "missing.json")]) == 2
     assert "no results file" in capsys.readouterr().err
+    assert main(["report", "quickstart", str(path / "results.json")]) == 0
+    results = json.loads((path / "results.json").read_text())
+    settings = json.loads((path / "run.json").read_text())
+    assert capsys.readouterr().out == report.render(get_experiment("quickstart"), results, settings=settings)
+
+
+def test_cli_report_of_a_results_file_alone_uses_the_settings_it_records(tiny_run, tmp_path, capsys):
+    _, _, path = tiny_run
+    alone = tmp_path / "results.json"  # copied without its run.json
+    alone.write_text((path / "results.json").read_text())
+    assert json.loads(alone.read_text())["run"] == json.loads((path / "run.json").read_text())
+    assert main(["report", "quickstart", str(alone)]) == 0
+    assert "**Quick run** (epochs=2, train=1000" in capsys.readouterr().out
+    assert main(["report", "mnist-outliers", str(alone)]) == 2  # the same networks, but not that experiment
+    assert "holds a run of quickstart, not of mnist-outliers" in capsys.readouterr().err
 
 
 def test_cli_refuses_bad_arguments_without_leaving_a_directory(tmp_path, capsys):

@@ -130,7 +130,9 @@ def test_samples_experiment_draws_each_method(tmp_path, data_dir, capsys):
     experiment = dataclasses.replace(
         experiment,
         networks=(Network("mnist_cnn", "dhrnet", RUNTIME_HEADS),),  # one training for the three methods
-        quick=Budget(epochs=2, train=1000, test=100),
+        # 3 epochs: after 2, OpenMax / CROSR could not be fitted for runner seeds 0 and 1 (a digit class with fewer
+        # than 5 correctly classified training images); after 3 every head fits for seeds 0-3
+        quick=Budget(epochs=3, train=1000, test=100),
         training=dataclasses.replace(experiment.training, batch_size=32),
         tail_size={"mnist_cnn": 5},
     )
@@ -148,8 +150,8 @@ def test_samples_experiment_draws_each_method(tmp_path, data_dir, capsys):
         assert record["sampled_unknown"] == results["samples/mnist_cnn-dhrnet/softmax/omniglot"]["sampled_unknown"]
         for fraction in ("left_half_unknown", "left_half_misclassified_known"):
             assert 0.0 <= record[fraction] <= 1.0
-        # Better than chance: a random order puts half of the unknowns in the top half. Measured 0.27-0.30 here
-        # (runner seed 0) and 0.21-0.31 for seeds 1-3 (seed 1 fits the softmax head only).
+        # Better than chance: a random order puts half of the unknowns in the top half. Measured 0.34-0.35 here
+        # (runner seed 0) and 0.17-0.22 for seeds 1-3.
         assert record["top_half_unknown"] < 0.5
 
     # the fractions recomputed from the cached features: unknowns among the 100 most confident of the

@@ -89,7 +89,10 @@ def resolve(dataset, filename, *, source="auto", data_dir=None, tfds_name=None):
         return "local", path
     if tfds_name is None:
         if source == "tfds":
-            raise ValueError(f"{dataset} is not available from tensorflow-datasets; use source='local'")
+            raise DatasetNotFoundError(
+                f"{dataset} is not available from tensorflow-datasets; use source='local' with its "
+                f"{filename!r} in data_dir or ${ENV_VAR} (layout of shared/data/MANIFEST.md)"
+            )
         raise DatasetNotFoundError(
             _missing_message(dataset, filename, root) + "; tensorflow-datasets does not provide it"
         )
@@ -113,6 +116,8 @@ def load_npz(path, keys, *, dataset):
     Returns:
         dict mapping each key to its numpy array.
     """
+    if not Path(path).exists():
+        raise DatasetNotFoundError(f"{dataset}: no file {path}")
     if Path(path).is_file() and not zipfile.is_zipfile(path):
         raise ValueError(f"{dataset}: damaged or unreadable archive {path}: not an .npz (zip) file")
     try:

@@ -153,11 +153,13 @@ def holds_results(experiment, results):
 def render(experiment, results, *, settings=None, problems=()):
     """The Markdown report of one run: our number first, the paper's in parentheses.
 
-    ``settings``: the run's recorded settings (its ``run.json``), which say whether it was a quick run.
+    ``settings``: the run's recorded settings (its ``run.json``), which say whether it was a quick run; default:
+    those ``results`` holds under ``"run"``.
     """
+    settings = settings or results.get("run")
     lines = [f"## {experiment.name}: {experiment.reproduces}", ""]
-    if settings and settings["quick"]:
-        budget = ", ".join(f"{k}={settings[k]}" for k in ("epochs", "train", "test", "batch_size", "learning_rate"))
+    if settings and settings.get("quick"):
+        budget = ", ".join(f"{k}={settings.get(k)}" for k in ("epochs", "train", "test", "batch_size", "learning_rate"))
         lines += [f"**Quick run** ({budget}): numbers are not comparable with the paper's.", ""]
     trainings = {k: v for k, v in results.items() if k.endswith("/training")}
     if trainings:

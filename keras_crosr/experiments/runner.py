@@ -3,7 +3,8 @@
 A run lives in one output directory::
 
     OUTPUT/run.json            the settings the results depend on (a rerun with other settings is refused)
-    OUTPUT/results.json        every finished evaluation, written after each one (the resume point)
+    OUTPUT/results.json        every finished evaluation, written after each one (the resume point), and under
+                               "run" the settings of run.json, so that the file alone says what made it
     OUTPUT/results.md          our numbers beside the paper's, with the data caveats
     OUTPUT/networks/KEY.keras  trained networks (KEY.backup/ holds BackupAndRestore state while training)
     OUTPUT/features/KEY.npz    cached (logits, latent) of every set a network is evaluated on, with a fingerprint
@@ -54,6 +55,8 @@ class Workspace:
     def _check_settings(self):
         if self.settings_path.exists():
             recorded = [json.loads(self.settings_path.read_text())]
+        elif "run" in self.results:
+            recorded = [self.results["run"]]
         else:  # a directory of an earlier version: its training records say how its networks were trained
             recorded = [{k: r[k] for k in ("epochs", "batch_size", "learning_rate") if k in r}
                         for key, r in self.results.items() if key.endswith("/training")]
@@ -93,6 +96,15 @@ class Workspace:
     def record(self, key, value):
         """Stores one finished result and writes results.json atomically."""
         self.results[key] = value
+        self._write()
+
+    def forget(self, key):
+        """Removes the record ``key`` (e.g. a data set recorded as unavailable that a later run could load)."""
+        if self.results.pop(key, None) is not None:
+            self._write()
+
+    def _write(self):
+        self.results["run"] = self.settings
         tmp = self.results_path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(self.results, indent=1, sort_keys=True))
         os.replace(tmp, self.results_path)
@@ -192,9 +204,10 @@ class Runner:
         self.networks = tuple(
             n for n in self.experiment.networks if not networks or n.key in networks or n.variant in networks
         )
-        if networks and not self.networks:
+        unmatched = [name for name in networks or () if not any(name in (n.key, n.variant) for n in self.networks)]
+        if unmatched:
             keys = [n.key for n in self.experiment.networks]
-            raise ValueError(f"no network of {self.experiment.name} matches {list(networks)}; available: {keys}")
+            raise ValueError(f"no network of {self.experiment.name} matches {unmatched}; available: {keys}")
         heads = sorted({h for n in self.experiment.networks for h in n.heads})
         unknown = [h for h in skip_heads if h not in heads]
         if unknown:
@@ -427,6 +440,7 @@ class Runner:
             self.log(f"outlier set {name} skipped: {error}")
             self.workspace.record(f"unavailable/{name}", str(error))
             return None
+        self.workspace.forget(f"unavailable/{name}")
         x_out = split.x_test_unknown
         return x_out[subsample(len(x_out), self.limit("test"), self.seed + 1)]
 
@@ -480,6 +494,7 @@ class Runner:
                     self.log(f"class split {dataset} skipped: {error}")
                     self.workspace.record(f"unavailable/{dataset}", str(error))
                     break
+                self.workspace.forget(f"unavailable/{dataset}")
                 keep = subsample(len(split.x_train), self.limit("train"), self.seed + trial)
                 x_train, y_train = split.x_train[keep], split.y_train[keep]
                 keep_k = subsample(len(split.x_test_known), self.limit("test"), self.seed + trial)
