@@ -269,8 +269,8 @@ def compile_dhrnet(model, optimizer=None, classification_weight=1.0, reconstruct
         model: a model from :func:`build_dhrnet` (a supervised one gets the classification loss only).
         optimizer: any Keras optimizer; default SGD with learning rate 0.01 and momentum 0.9 (the paper trains
             with SGD), its gradients clipped to a global norm of 5: unclipped, the decoder's first steps can
-            blow up (``cifar_cnn`` on 2,560 CIFAR-10 images, batch 128: NaN within the first epoch for seeds 0
-            and 1). Under a ``tf.distribute`` strategy, Keras clips each replica's gradients before summing
+            blow up (``cifar_cnn`` on 2,560 random CIFAR-10 training images, batch 128: NaN within the first
+            epoch for seed 0; on 640 16x16 noise images, batch 64: for seeds 0, 2, 3 and 4 of 0-4). Under a ``tf.distribute`` strategy, Keras clips each replica's gradients before summing
             them, so while the clip acts a distributed run departs from the one-device run: pass an unclipped
             optimizer where the two must match exactly.
         classification_weight, reconstruction_weight: non-negative loss weights (paper: 1.0 and 1.0).
