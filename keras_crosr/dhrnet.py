@@ -57,7 +57,8 @@ def _resolve_backbone(backbone, input_shape, vocab_size, max_length):
 
 def _resolve_input_shape(backbone, input_shape, max_length):
     if backbone.input_kind == TEXT:
-        for given in (input_shape, backbone.input_shape):
+        lengths = {} if max_length is None else {"max_length": max_length}
+        for source, given in (("input_shape", input_shape), (f"backbone {backbone.name!r}", backbone.input_shape)):
             if given is None:
                 continue
             given = tuple(given)
@@ -66,9 +67,10 @@ def _resolve_input_shape(backbone, input_shape, max_length):
                     f"Backbone {backbone.name!r} takes text, token ids of shape (max_length,), but was given the "
                     f"input_shape {given} (images?)."
                 )
-            if max_length is not None and given[0] != max_length:
-                raise ValueError(f"input_shape {given} contradicts max_length={max_length}.")
-            max_length = given[0]
+            lengths[f"{source} {given}"] = given[0]
+        if len(set(lengths.values())) > 1:
+            raise ValueError(f"The text lengths contradict each other: {lengths}.")
+        max_length = next(iter(lengths.values()), None)
         if max_length is None:
             raise ValueError(f"The text backbone {backbone.name!r} needs `max_length` (the padded text length).")
         return (positive_int(max_length, "max_length"),)
@@ -270,9 +272,10 @@ def compile_dhrnet(model, optimizer=None, classification_weight=1.0, reconstruct
         optimizer: any Keras optimizer; default SGD with learning rate 0.01 and momentum 0.9 (the paper trains
             with SGD), its gradients clipped to a global norm of 5: unclipped, the decoder's first steps can
             blow up (``cifar_cnn`` on 2,560 random CIFAR-10 training images, batch 128: NaN within the first
-            epoch for seed 0; on 640 16x16 noise images, batch 64: for seeds 0, 2, 3 and 4 of 0-4). Under a ``tf.distribute`` strategy, Keras clips each replica's gradients before summing
-            them, so while the clip acts a distributed run departs from the one-device run: pass an unclipped
-            optimizer where the two must match exactly.
+            epoch for seed 0; on 640 16x16 noise images, batch 64: for seeds 0, 2, 3 and 4 of 0-4). Under a
+            ``tf.distribute`` strategy, Keras clips each replica's gradients before summing them, so while the
+            clip acts a distributed run departs from the one-device run: pass an unclipped optimizer where the
+            two must match exactly.
         classification_weight, reconstruction_weight: non-negative loss weights (paper: 1.0 and 1.0).
         **compile_kwargs: passed to ``model.compile``. Keras computes compile ``metrics`` of a dict-output model
             only when every output has a target, and ``latent`` has none, so ``metrics`` and ``weighted_metrics``

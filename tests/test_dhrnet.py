@@ -271,7 +271,8 @@ def test_mixed_precision():
         (dict(backbone="mnist_cnn", variant="laddernet", latent_dim=7), r"variant='laddernet' has none"),
         (dict(backbone="mnist_cnn", variant="supervised", latent_dim=7), r"variant='supervised' has none"),
         (dict(backbone=get_backbone("text_cnn", vocab_size=100), vocab_size=50, max_length=8), r"vocab_size=50 contra"),
-        (dict(backbone=CUSTOM_TEXT, max_length=30), r"input_shape \(20,\) contradicts max_length=30"),
+        (dict(backbone=CUSTOM_TEXT, max_length=30), r"contradict each other: .*'max_length': 30.*custom_text"),
+        (dict(backbone=CUSTOM_TEXT, input_shape=(30,)), r"contradict each other: \{'input_shape \(30,\)': 30, "),
     ],
 )
 def test_errors(kwargs, message):
