@@ -15,12 +15,11 @@ The open-set decision rule (`predict_open_set`) predicts the most probable of th
 rejects (predicts `N`) when the most probable known class has a probability below the threshold.
 """
 
-import numbers
 
 import numpy as np
 from sklearn.metrics import f1_score, roc_auc_score
 
-from keras_crosr._validation import is_integer
+from keras_crosr._validation import is_integer, is_real
 
 __all__ = [
     "closed_set_accuracy",
@@ -55,7 +54,7 @@ def _check_n_classes(n_classes):
 
 def _check_threshold(threshold):
     """A finite number (below 0 every sample is accepted, above 1 every one rejected, as in `f1_vs_threshold`)."""
-    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not np.isfinite(threshold):
+    if not is_real(threshold) or not np.isfinite(threshold):
         raise ValueError(f"`threshold` must be a finite number; got {threshold!r}.")
 
 

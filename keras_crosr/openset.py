@@ -13,7 +13,6 @@ more unknown). Every output row depends on its own input row only, so batching n
 """
 
 import json
-import numbers
 import zipfile
 from collections.abc import Mapping
 
@@ -21,7 +20,7 @@ import numpy as np
 import sklearn.exceptions
 from sklearn.base import BaseEstimator
 
-from keras_crosr._validation import is_integer
+from keras_crosr._validation import is_integer, is_real
 from keras_crosr.weibull import WeibullFitError, WeibullModel, fit_high
 
 __all__ = [
@@ -154,7 +153,7 @@ class _OpenSetDetector(BaseEstimator):
             )
 
     def _check_threshold(self, threshold):
-        if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not 0.0 <= threshold <= 1.0:
+        if not is_real(threshold) or not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must be a number in [0, 1], got {threshold!r}")
         return float(threshold)
 
@@ -256,14 +255,10 @@ class _WeibullCalibrated(_OpenSetDetector):
             raise ValueError(f"tail_size must be an int >= 2, got {self.tail_size!r}")
         if self.alpha is not None and not is_integer(self.alpha, 1):
             raise ValueError(f"alpha must be None (no rank calibration) or an int >= 1, got {self.alpha!r}")
-        translate_amount = self.translate_amount
-        if (
-            isinstance(translate_amount, bool)
-            or not isinstance(translate_amount, numbers.Real)
-            or not np.isfinite(translate_amount)
-            or translate_amount <= 0
-        ):
-            raise ValueError(f"translate_amount must be a finite number > 0 (libMR's shift), got {translate_amount!r}")
+        if not is_real(self.translate_amount) or not 0 < self.translate_amount < np.inf:
+            raise ValueError(
+                f"translate_amount must be a finite number > 0 (libMR's shift), got {self.translate_amount!r}"
+            )
 
     def fit(self, features, labels):
         """Fits the per-class models on the correctly classified training samples.
@@ -478,9 +473,7 @@ class OneClassCROSR(_WeibullCalibrated):
         super()._check_params()
         if self.estimator not in ("ocsvm", "isoforest"):
             raise ValueError(f'estimator must be "ocsvm" or "isoforest", got {self.estimator!r}')
-        if self.gamma not in ("auto", "scale") and not (
-            isinstance(self.gamma, numbers.Real) and not isinstance(self.gamma, bool) and self.gamma > 0
-        ):
+        if self.gamma not in ("auto", "scale") and not (is_real(self.gamma) and self.gamma > 0):
             raise ValueError(f'gamma must be "auto", "scale" or a positive number, got {self.gamma!r}')
 
     def _new_estimator(self):
