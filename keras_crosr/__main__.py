@@ -39,7 +39,7 @@ def _parser():
     run.add_argument("--networks", nargs="+", default=None, help="restrict to these networks (BACKBONE-VARIANT)")
     run.add_argument("--skip-heads", nargs="+", default=(), help="heads to leave for a later run (e.g. ocsvm)")
     run.add_argument("--trials", nargs="+", type=int, default=None,
-                     help="restrict to these trials, 0-based (class-split, dbpedia)")
+                     help="restrict to these trials, 0-based (class-split; dbpedia when configured with several seeds)")
     return parser
 
 

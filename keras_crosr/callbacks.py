@@ -188,7 +188,11 @@ class OpenSetHead(keras.callbacks.Callback):
             )
 
     def features(self, x):
-        """The detector's input for raw inputs `x`: a dict `{"logits", "latent"}` or `(n, N)` logits."""
+        """The detector's input for raw inputs `x` (the model's input, `(n, *input_shape)`).
+
+        Returns:
+            a dict `{"logits": (n, N), "latent": (n, L)}`, or `(n, N)` logits for a detector that uses only them.
+        """
         self._check_fitted()
         return self._detector_input(distributed_features(self._sharded_model, x, batch_size=self.batch_size))
 

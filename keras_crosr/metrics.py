@@ -235,6 +235,10 @@ def oscr(labels, proba):
 
     It is bounded by the closed-set accuracy, reached when every unknown scores below every correctly
     classified known sample.
+
+    Args:
+        labels: `(n,)` true labels in `0..N`, with both known and unknown samples.
+        proba: `(n, N + 1)` probabilities, unknown last (only the known columns are used).
     """
     fpr, ccr = oscr_curve(labels, proba)
     return float(np.sum(np.diff(fpr) * (ccr[1:] + ccr[:-1]) / 2.0))

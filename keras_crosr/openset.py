@@ -219,7 +219,7 @@ class SoftmaxThreshold(_OpenSetDetector):
         self.threshold = threshold
 
     def fit(self, features, labels):
-        """Records ``N`` and validates `features` (a logits array or a features dict) and `labels`."""
+        """Records ``N`` and validates `features` (logits `(n, N)` or a features dict) and `labels` `(n,)`."""
         logits, _, _ = self._fit_inputs(features, labels)
         self.n_classes_ = self.n_features_in_ = logits.shape[1]
         return self

@@ -94,7 +94,7 @@ class OpenSetSplit:
         x_test_unknown: unknown test data (labelled ``K`` by ``y_test_unknown`` / ``y_test``).
         known_classes: original ids of the known classes; known class ``known_classes[i]`` has label ``i``.
         unknown_classes: original ids of the unknown classes (empty for outlier addition).
-        name: description of the protocol, e.g. ``"mnist 6/4 trial 0"``.
+        name: description of the protocol, e.g. ``"mnist trial 0"``.
     """
 
     x_train: np.ndarray
@@ -142,9 +142,9 @@ def outlier_addition(
     """Known test set plus outliers, all outliers labelled ``num_classes``.
 
     Args:
-        x_test, y_test: the known test set, labels in ``0..N-1``.
-        x_outliers: the outlier pool, same sample shape as ``x_test``.
-        x_train, y_train: optional training data, passed through.
+        x_test, y_test: the known test set ``(n, *sample_shape)`` and its labels ``(n,)`` in ``0..N-1``.
+        x_outliers: the outlier pool ``(m, *sample_shape)``.
+        x_train, y_train: optional training data ``(n_train, *sample_shape)`` / ``(n_train,)``, passed through.
         num_classes: N; defaults to ``max(label) + 1``.
         ratio: outliers per known test sample (the paper's 1:1 is ``1.0``). When the pool is larger, the
             outliers are drawn with ``np.random.default_rng(seed)`` without replacement (kept in pool order).
@@ -191,12 +191,15 @@ def class_separation(
     """Known classes vs unknown classes.
 
     Args:
-        x_train, y_train, x_test, y_test: a labelled data set with classes ``0..num_classes-1``.
+        x_train, y_train, x_test, y_test: a labelled data set, samples ``(n, *sample_shape)`` and labels ``(n,)``
+            in ``0..num_classes-1``.
         known_classes: ids of the known classes; ``known_classes[i]`` gets label ``i``.
         unknown_classes: ids of the unknown classes; defaults to all classes that are not known.
         num_classes: number of classes of the data set; defaults to ``max(label) + 1``.
         x_unknown, y_unknown: optional second data set the unknowns come from (CIFAR+N: CIFAR-100 test),
-            with ``num_unknown_classes`` classes; ``unknown_classes`` then index its labels.
+            ``(m, *sample_shape)`` / ``(m,)``, with ``num_unknown_classes`` classes; ``unknown_classes`` then
+            index its labels.
+        num_unknown_classes: number of classes of ``y_unknown``; defaults to ``max(y_unknown) + 1``.
 
     Returns:
         :class:`OpenSetSplit`: training and known test data of the known classes, unknown test data of the
@@ -303,6 +306,8 @@ def make_outlier_addition(known, outlier, *, seed=0, with_train=True, source="au
             ``"imagenet_resize"`` (offline reconstructions, see their loaders), ``"lsun_crop"``, ``"lsun_resize"``.
         seed: seed of the outlier set (Omniglot subset, noise) and of the 1:1 subsampling.
         with_train: also load the full training split.
+        source: ``"auto"``, ``"local"`` or ``"tfds"``, as the data-set loaders.
+        data_dir: local data root (default ``$KERAS_CROSR_DATA``).
         path: folder of ODIN's released images for the ImageNet / LSUN sets (LSUN needs it or ``data_dir``).
 
     Returns:

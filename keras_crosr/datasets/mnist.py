@@ -123,6 +123,12 @@ def make_mnist_noise(images, *, seed=1):
     """MNIST-Noise from given MNIST images: ``superimpose(images, load_noise(len(images), seed=seed))``.
 
     The default ``seed=1`` keeps its noise independent of :func:`load_noise`'s default ``seed=0``.
+
+    Args:
+        images: ``(n, *sample_shape)`` images in [0, 1] (any float or integer dtype; cast to float32).
+
+    Returns:
+        float32, the shape of ``images``.
     """
     images = np.asarray(images, dtype=np.float32)
     return superimpose(images, load_noise(len(images), shape=images.shape[1:], seed=seed))

@@ -10,12 +10,13 @@ import dataclasses
 
 @dataclasses.dataclass(frozen=True)
 class Training:
-    """How a network is trained: SGD with momentum and a cosine learning-rate schedule, both loss weights 1.0.
+    """How a network is trained: SGD with momentum, a warm-up and cosine learning-rate schedule, loss weights 1.0.
 
     Attributes:
         epochs: full-run epochs.
         batch_size: minibatch size.
-        learning_rate: initial SGD learning rate (decayed by cosine to 0 over all steps).
+        learning_rate: peak SGD learning rate, reached by a linear warm-up from 0 over 10 % of the steps (at
+            most one epoch) and decayed by cosine to 0 over the rest (`runner.warmup_cosine`).
         momentum: SGD momentum.
         dropout: dropout of the intermediate layers (the paper's replacement for LadderNet's noise).
         classification_weight, reconstruction_weight: the joint loss weights (paper: 1.0 and 1.0).

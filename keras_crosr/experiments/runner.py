@@ -163,7 +163,7 @@ class Runner:
         networks: restrict to these networks (keys ``BACKBONE-VARIANT``, or variants); a quick run defaults to
             its budget's ``networks``, where set.
         skip_heads: heads not to fit in this run (a later run without them fills them in).
-        trials: restrict to these trials (0-based; class separation and DBpedia, whose ``trials`` > 1), so that
+        trials: restrict to these trials (0-based: class separation, or DBpedia configured with ``trials`` > 1), so that
             the trials of one experiment can run in turns into one run directory.
         verbose: Keras verbosity of training and feature extraction.
     """
