@@ -113,6 +113,7 @@ class OpenSetSplit:
 
     @property
     def y_test_unknown(self):
+        """``(len(x_test_unknown),)`` int64, all ``K`` (the unknown label)."""
         return np.full(len(self.x_test_unknown), self.num_known, dtype=np.int64)
 
     @property

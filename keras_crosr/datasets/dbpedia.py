@@ -104,6 +104,7 @@ class Vocabulary:
 
     @classmethod
     def load(cls, path):
+        """Reads a vocabulary written by :meth:`save`."""
         with open(path, encoding="utf-8") as f:
             return cls.from_json(f.read())
 

@@ -79,6 +79,7 @@ class Network:
 
     @property
     def key(self):
+        """``"BACKBONE-VARIANT"``: the network's name in run directories and results."""
         return f"{self.backbone}-{self.variant}"
 
 
