@@ -51,6 +51,10 @@ def _outliers(experiment, results):
                           reference.get(name) if metric == "macro_f1" else None)
                     for name in experiment.evaluations
                 ])
+        if metric == "macro_f1" and not mnist:
+            backbones = {network.backbone for network in experiment.networks}
+            rows += [[backbone, "paper", method] + [_cell(None, scores.get(name)) for name in experiment.evaluations]
+                     for (backbone, method), scores in paper.TABLE3_CIFAR10_F1_OTHERS.items() if backbone in backbones]
         sections.append(f"### {title}\n\n" + _table(["backbone", "training", "detector", *experiment.evaluations],
                                                     rows))
     return sections
@@ -94,6 +98,9 @@ def _dbpedia(experiment, results):
                 ours = float(np.mean(values)) if values else None
                 row.append(_cell(ours, paper.TABLE4_DBPEDIA_F1.get(head, {}).get(setting)))
             rows.append(row)
+    run_heads = {head for network in experiment.networks for head in network.heads}
+    rows += [["paper", method] + [_cell(None, scores.get(setting)) for setting in settings]
+             for method, scores in paper.TABLE4_DBPEDIA_F1.items() if method not in run_heads]
     return ["### Macro-F1 on DBpedia, known/total classes (Table 4)\n\n"
             + _table(["training", "detector", *settings], rows)]
 
