@@ -319,8 +319,9 @@ def test_errors_on_non_dhrnet_models():
 
 
 def test_default_optimizer_keeps_the_decoder_from_blowing_up():
-    # Unclipped SGD 0.01 / momentum 0.9 takes this cifar_cnn DHRNet to NaN within its first epoch for seeds 0, 2, 3
-    # and 4 of 0-4: the default clips the gradients' global norm.
+    # Unclipped SGD 0.01 / momentum 0.9 blows this cifar_cnn DHRNet up within its first epoch for seeds 0, 2, 3 and 4
+    # of 0-4 (NaN on one machine; a first-epoch loss of 1.3e20 with seed 0 on another CPU, whose TensorFlow kernels
+    # round differently): the default clips the gradients' global norm.
     rng = np.random.default_rng(0)
     x = rng.uniform(size=(640, 16, 16, 3)).astype("float32")
     y = rng.integers(0, 10, len(x))
@@ -330,7 +331,8 @@ def test_default_optimizer_keeps_the_decoder_from_blowing_up():
         model = compile_dhrnet(build_dhrnet("cifar_cnn", num_classes=10, input_shape=(16, 16, 3)), optimizer)
         history = model.fit(x, dhrnet_targets(x, y, model=model), batch_size=64, epochs=1, shuffle=False, verbose=0)
         losses[name] = history.history["loss"][0]
-    assert not np.isfinite(losses["unclipped"]), losses  # the control: this set-up does diverge
+    diverged = not np.isfinite(losses["unclipped"]) or losses["unclipped"] > 1e3  # chance level is log(10) = 2.3
+    assert diverged, losses  # the control: this set-up does blow up without clipping
     assert np.isfinite(losses["default"]) and losses["default"] < 10, losses
 
 
