@@ -33,6 +33,7 @@ __all__ = [
 ]
 
 DEFAULT_THRESHOLD = 0.5
+_PROBA_TOL = 1e-6  # float32 rounding of a probability
 
 
 def _as_labels(labels, name="labels"):
@@ -75,6 +76,11 @@ def _as_proba(proba, n_samples=None):
         )
     if not np.all(np.isfinite(proba)):
         raise ValueError("`proba` contains NaN or infinite values.")
+    if proba.size and (proba.min() < -_PROBA_TOL or proba.max() > 1 + _PROBA_TOL):
+        raise ValueError(
+            f"`proba` must hold probabilities in [0, 1] (a detector's `predict_proba`, not logits or scores); "
+            f"got values in [{proba.min():.4g}, {proba.max():.4g}]."
+        )
     if n_samples is not None and proba.shape[0] != n_samples:
         raise ValueError(f"`proba` has {proba.shape[0]} rows but `labels` has {n_samples} entries.")
     return proba

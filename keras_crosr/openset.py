@@ -161,15 +161,20 @@ class _OpenSetDetector(BaseEstimator):
         self._check_threshold(self.threshold)
 
     def _fit_inputs(self, features, labels):
-        """Validated `(logits, latent, labels)` for ``fit``."""
+        """Validated `(logits, latent, labels)` for ``fit``; forgets an earlier fit first, so that a fit that
+        fails leaves the detector unfitted rather than holding its previous state."""
+        for name in [name for name in vars(self) if name.endswith("_") and not name.startswith("_")]:
+            delattr(self, name)
         self._check_params()
         logits, latent = _split_features(features, self._needs_latent, type(self).__name__)
         labels = _validate_labels(labels, logits.shape[0], logits.shape[1])
         return logits, latent, labels
 
     def _inputs(self, features):
-        """Validated `(logits, latent)` for prediction, checked against the fitted widths."""
+        """Validated `(logits, latent)` for prediction, checked against the fitted widths; the hyper-parameters
+        are checked again (``alpha`` is used only here, and may have been set after ``fit``)."""
         self._check_is_fitted()
+        self._check_params()
         logits, latent = _split_features(features, self._needs_latent, type(self).__name__)
         name = type(self).__name__
         if logits.shape[1] != self.n_classes_:

@@ -184,6 +184,8 @@ def test_open_set_scores_dict():
         (lambda: metrics.predict_open_set(HAND_PROBA, threshold=np.nan), "`threshold` must be a finite number"),
         (lambda: metrics.predict_open_set(HAND_PROBA, threshold="0.5"), "`threshold` must be a finite number"),
         (lambda: metrics.open_set_scores(HAND_LABELS, HAND_PROBA, threshold=np.full(5, 0.5)), "threshold"),
+        (lambda: metrics.open_set_scores(HAND_LABELS, 5 * HAND_PROBA - 1), r"probabilities in \[0, 1\].*logits"),
+        (lambda: metrics.predict_open_set(HAND_PROBA - 0.5), r"got values in \[-0\.45, 0\.4\]"),
     ],
 )
 def test_clear_errors(call, message):

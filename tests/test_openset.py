@@ -360,6 +360,29 @@ def test_predict_threshold_is_validated():
         detector.predict(features, threshold=2)
 
 
+@pytest.mark.parametrize("name, value", [("alpha", 0), ("alpha", 2.5), ("tail_size", 1), ("threshold", 1.5)])
+def test_hyper_parameters_set_after_fit_are_checked_at_predict_time(name, value):
+    features, labels = clusters()
+    detector = CROSR(tail_size=10, alpha=2).fit(features, labels)
+    detector.set_params(**{name: value})  # alpha is used only at predict time: 0 would give NaN probabilities
+    for method in (detector.predict_proba, detector.predict, detector.decision_function):
+        with pytest.raises(ValueError, match=name):
+            method(features)
+
+
+def test_a_failed_refit_leaves_the_detector_unfitted():
+    features, labels = clusters()
+    detector = OpenMax(tail_size=10).fit(features, labels)
+    with pytest.raises(ValueError, match="tail_size=100"):
+        detector.set_params(tail_size=100).fit(features, labels)  # 60 samples per class
+    assert not [name for name in vars(detector) if name.endswith("_")]
+    with pytest.raises(NotFittedError):
+        detector.predict(features)
+    two = labels < 2
+    refitted = detector.set_params(tail_size=10).fit(features["logits"][two][:, :2], labels[two])
+    assert (refitted.n_classes_, refitted.means_.shape) == (2, (2, 2))
+
+
 def test_sklearn_params_and_clone():
     detector = CROSR(tail_size=30, alpha=10, threshold=0.4)
     assert detector.get_params() == {
