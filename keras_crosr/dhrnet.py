@@ -157,9 +157,19 @@ def build_dhrnet(
     Returns:
         A ``keras.Model`` with dict outputs ``{"logits", "latent", "reconstruction"}`` (supervised:
         ``{"logits"}``), all float32 also under a mixed-precision policy.
+
+    Raises:
+        ValueError: bad arguments, a backbone whose stages do not fit the input, or
+            ``keras.config.image_data_format()`` set to ``"channels_first"``.
     """
     if variant not in VARIANTS:
         raise ValueError(f"Unknown variant {variant!r}; valid variants are {', '.join(VARIANTS)}.")
+    if keras.config.image_data_format() != "channels_last":
+        raise ValueError(
+            "build_dhrnet builds channels-last networks (images (batch, H, W, C), feature maps (..., C)), but "
+            f"keras.config.image_data_format() is {keras.config.image_data_format()!r}, which the backbones' "
+            "Keras layers would follow: call keras.config.set_image_data_format('channels_last') first."
+        )
     num_classes = positive_int(num_classes, "num_classes")
     if not is_real(dropout) or not 0 <= dropout < 1:
         raise ValueError(f"`dropout` must be a rate in [0, 1); received dropout={dropout!r}.")

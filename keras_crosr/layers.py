@@ -32,6 +32,12 @@ def _own_initializer(initializer, index):
     return type(initializer).from_config(config)
 
 
+def _conv(x, kernel, bias):
+    """``same``-padded convolution plus bias, channels last whatever ``keras.config.image_data_format()`` says
+    (the kernels are built for ``(..., C)`` inputs)."""
+    return ops.conv(x, kernel, padding="same", data_format="channels_last") + bias
+
+
 def _check_rank(layer, shape, what):
     if len(shape) not in (3, 4):
         raise ValueError(
@@ -115,8 +121,8 @@ class LateralBottleneck(keras.layers.Layer):
     def call(self, inputs):
         if self.identity:
             return inputs, inputs
-        z = ops.conv(ops.relu(inputs), self.h_kernel, padding="same") + self.h_bias
-        reprojection = ops.conv(z, self.reprojection_kernel, padding="same") + self.reprojection_bias
+        z = _conv(ops.relu(inputs), self.h_kernel, self.h_bias)
+        reprojection = _conv(z, self.reprojection_kernel, self.reprojection_bias)
         return z, reprojection
 
     def compute_output_shape(self, input_shape):
@@ -240,14 +246,14 @@ class TopDownCombiner(keras.layers.Layer):
         if isinstance(inputs, (list, tuple)):
             top_down, lateral = inputs
             if self.projects:
-                top_down = ops.conv(top_down, self.projection_kernel, padding="same") + self.projection_bias
+                top_down = _conv(top_down, self.projection_kernel, self.projection_bias)
             for axis, factor in enumerate(self.upsampling, start=1):
                 if factor > 1:
                     top_down = ops.repeat(top_down, factor, axis=axis)
             lateral = top_down + lateral
         else:
             lateral = inputs
-        return ops.relu(ops.conv(lateral, self.kernel, padding="same") + self.bias)
+        return ops.relu(_conv(lateral, self.kernel, self.bias))
 
     def compute_output_shape(self, input_shape):
         return self._split_shapes(input_shape)[1]

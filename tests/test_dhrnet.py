@@ -282,6 +282,12 @@ def test_errors(kwargs, message):
         build_dhrnet(kwargs.pop("backbone"), **kwargs)
 
 
+def test_channels_first_is_refused_with_the_fix(monkeypatch):
+    monkeypatch.setattr(keras.config, "image_data_format", lambda: "channels_first")
+    with pytest.raises(ValueError, match=r"'channels_first'.*set_image_data_format\('channels_last'\)"):
+        build_dhrnet("mnist_cnn", num_classes=10)
+
+
 def test_a_text_backbone_gives_its_own_length():
     model = build_dhrnet(CUSTOM_TEXT, num_classes=3)
     assert model.input_shape == (None, 20)

@@ -136,6 +136,21 @@ class TopDownCombinerTest(testing.TestCase):
             run_training_check=False,
         )
 
+    def test_channels_last_whatever_the_global_data_format(self):
+        x = np.random.randn(2, 4, 4, 3).astype("float32")
+        bottleneck, combiner = LateralBottleneck(latent_dim=2), TopDownCombiner(kernel_size=1)
+        expected_z, expected_back = (ops.convert_to_numpy(t) for t in bottleneck(x))
+        expected_out = ops.convert_to_numpy(combiner(x))
+        keras.config.set_image_data_format("channels_first")
+        try:
+            z, back = bottleneck(x)
+            out = combiner(x)
+        finally:
+            keras.config.set_image_data_format("channels_last")
+        self.assertAllClose(z, expected_z)
+        self.assertAllClose(back, expected_back)
+        self.assertAllClose(out, expected_out)
+
     def test_math_sum_conv_relu(self):
         layer = TopDownCombiner(kernel_size=1)
         top = np.random.randn(1, 2, 2, 3).astype("float32")
