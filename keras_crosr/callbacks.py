@@ -35,12 +35,18 @@ def _is_arrays(train_data):
 
 
 def _check_not_endless(train_data):
-    """Refuses a `tf.data.Dataset` of infinite cardinality, which feature extraction would never finish."""
+    """Refuses the endless iterables that say so, which feature extraction would never finish: a
+    `tf.data.Dataset` of infinite cardinality and a `keras.utils.PyDataset` whose `num_batches` is None."""
     cardinality = getattr(train_data, "cardinality", None)
     if callable(cardinality) and int(cardinality()) == -1:  # tf.data.INFINITE_CARDINALITY
         raise ValueError(
             "`train_data` is an endless dataset (e.g. `.repeat()`): pass `steps=`, the number of its batches to "
             "fit the detector on, or the dataset without `.repeat()`."
+        )
+    if isinstance(train_data, keras.utils.PyDataset) and train_data.num_batches is None:
+        raise ValueError(
+            "`train_data` is an endless dataset (a keras.utils.PyDataset whose `num_batches` is None): pass "
+            "`steps=`, the number of its batches to fit the detector on."
         )
 
 
@@ -70,7 +76,9 @@ class OpenSetHead(keras.callbacks.Callback):
         batch_size: batch size of the feature extraction and of the `predict*` methods.
         verbose: 0 = silent, 1 = progress bar, 2 = one line.
         steps: the number of batches of an iterable `train_data` to use (default: all of them); needed for an
-            endless one, such as a `tf.data.Dataset` with `.repeat()` (`make_tf_dataset(..., repeat=True)`).
+            endless one, such as a `tf.data.Dataset` with `.repeat()` (`make_tf_dataset(..., repeat=True)`),
+            or a `PyDataset` without `num_batches` (both refused without it). An endless Python generator
+            cannot be recognised: without `steps`, fitting the detector on one would never end.
 
     Attributes:
         detector_: the fitted detector.
@@ -167,7 +175,7 @@ class OpenSetHead(keras.callbacks.Callback):
 
     def _train_batches(self):
         """The `(x, y)` batches of an iterable `train_data` (the first `steps`) and their number (None when
-        unknown); an endless dataset without `steps` was refused at construction."""
+        unknown); an endless dataset or PyDataset without `steps` was refused at construction."""
         if self.steps is not None:
             return itertools.islice(iter(self.train_data), self.steps), self.steps
         try:
@@ -191,7 +199,8 @@ class OpenSetHead(keras.callbacks.Callback):
         """The detector's input for raw inputs `x` (the model's input, `(n, *input_shape)`).
 
         Returns:
-            a dict `{"logits": (n, N), "latent": (n, L)}`, or `(n, N)` logits for a detector that uses only them.
+            a dict `{"logits": (n, N), "latent": (n, L)}` for a model with a latent output (DHRNet, LadderNet),
+            whatever the detector, or the `(n, N)` logits of a supervised model.
         """
         self._check_fitted()
         return self._detector_input(distributed_features(self._sharded_model, x, batch_size=self.batch_size))

@@ -70,8 +70,9 @@ class LateralBottleneck(keras.layers.Layer):
         inputs: ``x_l`` of shape ``(batch, H, W, C)`` or ``(batch, T, C)``.
 
     Returns:
-        The tuple ``(z, reprojection)``: ``z`` of shape ``(batch, H, W, latent_dim)`` (``C`` in identity mode)
-        and ``h~(z)`` of the shape of ``inputs`` (which the decoder-free inference model leaves unused).
+        The tuple ``(z, reprojection)``: ``z`` of shape ``(batch, H, W, latent_dim)`` or ``(batch, T, latent_dim)``
+        (``C`` in identity mode) and ``h~(z)`` of the shape of ``inputs`` (which the decoder-free inference model
+        leaves unused).
     """
 
     def __init__(

@@ -32,9 +32,6 @@ from keras_crosr._validation import is_integer
 
 __all__ = ["FAILURE_REASONS", "WeibullFitError", "WeibullModel", "fit_high", "import_libmr"]
 
-LIBMR_VERSION = "0.1.9"
-"""The PyPI ``libmr`` release whose numbers this module reproduces."""
-
 _TOL = 1e-6  # weibull_fit's tolerance for wdfzero
 _FULL_PRECISION_MIN = 2.225073858507201e-308
 _FULL_PRECISION_MAX = 1.797693134862315e308

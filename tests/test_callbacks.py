@@ -175,6 +175,31 @@ def test_an_endless_dataset_is_refused_before_training_or_read_for_its_steps(dat
         OpenSetHead((data["x"], data["y"]), steps=1)
 
 
+class EndlessBatches(keras.utils.PyDataset):
+    """A PyDataset without `num_batches`: Keras treats it as infinite."""
+
+    def __init__(self, x, y, batch_size):
+        super().__init__()
+        self.x, self.y, self.batch_size = x, y, batch_size
+
+    @property
+    def num_batches(self):
+        return None
+
+    def __getitem__(self, index):
+        start = index * self.batch_size % len(self.x)
+        return self.x[start : start + self.batch_size], self.y[start : start + self.batch_size]
+
+
+def test_an_endless_pydataset_is_refused_or_read_for_its_steps(data, trained):
+    model, head = trained
+    endless = EndlessBatches(data["x"], data["y"], batch_size=300)
+    with pytest.raises(ValueError, match=r"PyDataset whose `num_batches` is None\): pass `steps=`"):
+        OpenSetHead(endless, verbose=0)
+    from_steps = OpenSetHead(endless, steps=5, verbose=0).fit(model)  # 5 x 300 = the 1,500 training images
+    np.testing.assert_allclose(from_steps.detector_.means_, head.detector_.means_, atol=1e-5)
+
+
 def test_a_used_up_generator_and_empty_inputs_say_what_is_wrong(data, trained):
     model, head = trained
     batches = ((data["x"][i : i + 500], data["y"][i : i + 500]) for i in range(0, 1500, 500))
