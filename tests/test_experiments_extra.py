@@ -7,6 +7,7 @@ import matplotlib.image
 import numpy as np
 import pytest
 
+from keras_crosr.__main__ import main
 from keras_crosr.dhrnet import build_dhrnet, inference_model
 from keras_crosr.experiments import Budget, Network, Runner, get_experiment
 from keras_crosr.experiments.runner import make_detector
@@ -96,13 +97,22 @@ def test_runtime_experiment_times_each_method(tmp_path, data_dir, capsys, fake_c
     assert "[runtime]" not in capsys.readouterr().out  # nothing re-timed
 
 
-def test_runtime_rejects_methods_it_cannot_compare(tmp_path):
+def test_runtime_rejects_methods_it_cannot_compare_before_creating_its_directory(tmp_path):
     no_softmax = _runtime_experiment(networks=(Network("cifar_cnn", "dhrnet", ("crosr",)),))
     with pytest.raises(ValueError, match="no softmax head"):
-        Runner(no_softmax, tmp_path / "a", quick=True, verbose=0).run()
+        Runner(no_softmax, tmp_path / "a", quick=True, verbose=0)
     ocsvm = _runtime_experiment(networks=(Network("cifar_cnn", "supervised", ("softmax", "ocsvm")),))
     with pytest.raises(ValueError, match="'ocsvm' .* cannot be timed"):
-        Runner(ocsvm, tmp_path / "b", quick=True, verbose=0).run()
+        Runner(ocsvm, tmp_path / "b", quick=True, verbose=0)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize("arguments", [["--networks", "dhrnet"], ["--skip-heads", "softmax"]])
+def test_cli_says_which_runtime_comparison_is_impossible(tmp_path, capsys, arguments):
+    output = tmp_path / "out"
+    assert main(["run", "runtime", *arguments, "--output", str(output), "--verbose", "0"]) == 2
+    assert "error: runtime: backbone 'cifar_cnn' has no softmax head to compare with" in capsys.readouterr().err
+    assert not output.exists()
 
 
 def test_fit_readout_sets_the_classifier_of_an_untrained_network():

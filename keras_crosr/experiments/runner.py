@@ -219,6 +219,10 @@ class Runner:
             raise ValueError(f"trials must be distinct indices in range({self.experiment.trials}) "
                              f"({self.experiment.name} has {self.experiment.trials}); got {list(self.trials)}")
         self.trials = tuple(sorted(int(t) for t in self.trials))
+        if self.experiment.kind == "runtime":  # the networks and heads chosen must make a Table 7 comparison
+            from keras_crosr.experiments.runtime import check_methods
+
+            check_methods(self)
         self.problems = []
         self.workspace = Workspace(output_dir, self.settings())
 

@@ -61,8 +61,9 @@ def device_name():
     return f"cpu: {cpu} ({os.cpu_count()} cores)"
 
 
-def _methods(runner):
-    """``{backbone: [(network, head), ...]}`` of the runner's networks, checked for a Table 7 comparison."""
+def check_methods(runner):
+    """``{backbone: [(network, head), ...]}`` of the runner's networks and heads (``skip_heads`` left out); a
+    ``ValueError`` unless they make a Table 7 comparison (every head a Keras model, a softmax on every backbone)."""
     methods = {}
     for network in runner.networks:
         for head in network.heads:
@@ -179,7 +180,7 @@ def measure_runtime(runner):
         raise ValueError(
             f"the runtime experiment times CIFAR-10 images (the paper's setting); got {experiment.dataset!r}."
         )
-    methods = _methods(runner)
+    methods = check_methods(runner)
     pending = {b: pairs for b, pairs in methods.items()
                if not all(runner.workspace.has(f"runtime/{b}/{head}") for _, head in pairs)}
     if not pending:
