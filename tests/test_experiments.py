@@ -48,22 +48,27 @@ def test_run_records_every_evaluation(tiny_run):
 
 
 def test_recorded_scores_are_those_of_the_saved_network_and_its_head(tiny_run):
-    """One entry made again by hand from the saved network: the runner pairs the right features, labels and
-    scores (a flipped unknown score or a shifted label would change these numbers)."""
+    """Every entry made again by hand from the saved network: the runner pairs the right features, labels,
+    heads and outlier sets (a flipped unknown score, a shifted label or two swapped entries would change these
+    numbers)."""
     runner, _, path = tiny_run
     x_train, y_train, x_test, y_test, outliers = runner.load_outlier_benchmark()
     extract = inference_model(keras.saving.load_model(path / "networks" / "mnist_cnn-dhrnet.keras", compile=False))
     features = {name: extract.predict(x, verbose=0) for name, x in [("train", x_train), ("known", x_test),
-                                                                       ("noise", outliers["noise"])]}
-    detector = openset.CROSR(tail_size=5).fit(features["train"], y_train)
-    parts = [features["known"], features["noise"]]
-    labels = np.concatenate([y_test, np.full(len(outliers["noise"]), detector.n_classes_)])
-    expected = metrics.open_set_scores(labels, np.concatenate([detector.predict_proba(f) for f in parts]),
-                                       unknown_scores=np.concatenate([detector.decision_function(f) for f in parts]))
-    recorded = json.loads((path / "results.json").read_text())["mnist_cnn-dhrnet/crosr/noise"]
-    assert {k: recorded[k] for k in ("macro_f1", "auroc")} == pytest.approx(
-        {k: expected[k] for k in ("macro_f1", "auroc")}, abs=1e-4)
-    assert recorded["auroc"] > 0.9  # uniform noise against digits: far above chance even for 2 epochs
+                                                                       *outliers.items()]}
+    recorded = json.loads((path / "results.json").read_text())
+    for head in ("softmax", "openmax", "crosr"):
+        detector = make_detector(head, tail_size=5).fit(features["train"], y_train)
+        for outlier in ("omniglot", "mnist_noise", "noise"):
+            parts = [features["known"], features[outlier]]
+            labels = np.concatenate([y_test, np.full(len(outliers[outlier]), detector.n_classes_)])
+            expected = metrics.open_set_scores(
+                labels, np.concatenate([detector.predict_proba(f) for f in parts]),
+                unknown_scores=np.concatenate([detector.decision_function(f) for f in parts]))
+            entry = recorded[f"mnist_cnn-dhrnet/{head}/{outlier}"]
+            assert {k: entry[k] for k in ("macro_f1", "auroc")} == pytest.approx(
+                {k: expected[k] for k in ("macro_f1", "auroc")}, abs=1e-4), (head, outlier)
+    assert recorded["mnist_cnn-dhrnet/crosr/noise"]["auroc"] > 0.9  # noise vs digits: far above chance
 
 
 def test_an_evaluation_made_with_other_detector_settings_is_made_again(tiny_run):
@@ -109,14 +114,21 @@ def test_report_puts_paper_numbers_beside_ours(tiny_run):
     assert "Quick run" in text and "Embedded sample" in text
 
 
-def test_rerun_resumes_without_recomputing(tiny_run, capsys):
+def test_rerun_resumes_without_recomputing(tiny_run, capsys, monkeypatch):
     runner, _, path = tiny_run
     network = path / "networks" / "mnist_cnn-dhrnet.keras"
     before = (network.stat().st_mtime_ns, (path / "results.json").read_text())
+    for step in ("train", "features", "fit_heads", "evaluate"):  # a finished run needs none of them again
+
+        def recomputed(*args, step=step, **kwargs):
+            raise AssertionError(f"a rerun of a finished run called Runner.{step}")
+
+        monkeypatch.setattr(Runner, step, recomputed)
     rerun = Runner(TINY, path, quick=True, verbose=1)
     rerun.run()
     assert (network.stat().st_mtime_ns, (path / "results.json").read_text()) == before
-    assert "training" not in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "training" not in out and "reusing trained network" not in out
 
 
 class Crash(RuntimeError):
