@@ -71,6 +71,7 @@ def assert_same_model(ours, index, mr, points):
     scores = np.zeros((points.shape[0], ours.n_models))
     scores[:, index] = points
     np.testing.assert_allclose(ours.w_score(scores)[:, index], expected, rtol=RTOL, atol=W_ATOL)
+    np.testing.assert_allclose(ours.cdf(scores)[:, index], [mr.cdf(x) for x in points], rtol=RTOL, atol=W_ATOL)
 
 
 @needs_libmr
@@ -159,8 +160,9 @@ def test_recorded_libmr_numbers_are_libmr_s(translate_amount, name):
     data, tail_size = GOLDEN_TAILS[name]
     mr = libmr_fit(data, tail_size, translate_amount)
     params, w_scores = GOLDEN_LIBMR[translate_amount, name]
-    assert mr.get_params() == params
-    assert [mr.w_score(x) for x in GOLDEN_PROBES[name]] == w_scores
+    # 1e-12, not equality: libmr is compiled at install, and another compiler or libm may round differently
+    assert mr.get_params() == pytest.approx(params, rel=1e-12)
+    assert [mr.w_score(x) for x in GOLDEN_PROBES[name]] == pytest.approx(w_scores, rel=1e-12, abs=W_ATOL)
 
 
 HARD_CASES = {
@@ -262,7 +264,6 @@ def test_w_score_follows_the_weibull_cdf_by_hand():
     expected = 1.0 - np.exp(-((np.maximum(shifted, 0) / [3.0, 1.5]) ** [2.0, 0.5]))
     np.testing.assert_allclose(model.w_score(x), expected, rtol=1e-15)
     assert model.w_score(x)[1, 0] == 0.0 and model.w_score(x)[1, 1] == 0.0
-    np.testing.assert_array_equal(model.cdf(x), model.w_score(x))
     # broadcasting: one column scored by every model
     np.testing.assert_array_equal(model.w_score(x[:, :1]), model.w_score(np.repeat(x[:, :1], 2, axis=1)))
     assert np.isnan(model.w_score([[np.nan, 0.0]])[0, 0])
