@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import pytest
 from keras import layers
+from keras.src import testing
 
 from keras_crosr import CROSR, NotFittedError, OneClassCROSR, OpenMax, SoftmaxThreshold
 from keras_crosr import build_dhrnet, compile_dhrnet, dhrnet_targets, inference_model
@@ -219,3 +220,56 @@ def test_open_set_model_outputs_float32_under_mixed_precision():
         keras.mixed_precision.set_global_policy("float32")
     assert open_set.get_layer("open_set").compute_dtype == "float32" and output.dtype == np.float32
     np.testing.assert_allclose(output, detector.predict_proba(features), atol=1e-5, rtol=0)
+
+
+class DeployLayerTest(testing.TestCase):
+    """The Keras layer contract (build / call / config / serialization) of the two deploy layers."""
+
+    def test_openmax_layer(self):
+        self.run_layer_test(
+            OpenSetLayer,
+            init_kwargs={"n_classes": 5, "n_features": 5, "use_latent": False, "alpha": 2},
+            input_shape=(3, 5),
+            expected_output_shape=(3, 6),
+            expected_num_trainable_weights=0,
+            expected_num_non_trainable_weights=1 + 5,  # means and the Weibull parameters
+            run_training_check=False,
+        )
+
+    def test_softmax_threshold_layer(self):
+        self.run_layer_test(
+            SoftmaxThresholdLayer,
+            init_kwargs={"n_classes": 5},
+            input_shape=(3, 5),
+            expected_output_shape=(3, 6),
+            expected_num_trainable_weights=0,
+            expected_num_non_trainable_weights=0,
+            run_training_check=False,
+        )
+
+    def test_crosr_layer_takes_a_dict_and_round_trips_its_config(self):
+        layer = OpenSetLayer(4, 4 + 3, use_latent=True, alpha=2, name="crosr_head")
+        inputs = {"logits": keras.Input((4,)), "latent": keras.Input((3,))}
+        self.assertEqual(tuple(layer(inputs).shape), (None, 5))
+        config = layer.get_config()
+        self.assertEqual(OpenSetLayer.from_config(config).get_config(), config)
+        self.assertEqual(
+            {k: config[k] for k in ("n_classes", "n_features", "use_latent", "alpha")},
+            {"n_classes": 4, "n_features": 7, "use_latent": True, "alpha": 2},
+        )
+
+    def test_inputs_must_be_batches_of_vectors(self):
+        for layer in (SoftmaxThresholdLayer(4), OpenSetLayer(4, 4, use_latent=False)):
+            with self.assertRaisesRegex(ValueError, r"`logits` must have shape \(batch, width\); got \(2, 3, 4\)"):
+                layer(np.zeros((2, 3, 4), "float32"))
+
+
+def test_softmax_threshold_model_round_trips_with_safe_mode(real, tmp_path):
+    model, _, x_test, _ = real
+    features = inference_model(model).predict(x_test, verbose=0)
+    detector = SoftmaxThreshold().fit(features["logits"], np.arange(len(x_test)) % 10)  # fit records N only
+    open_set = build_open_set_model(model, detector)
+    np.testing.assert_allclose(open_set.predict(x_test, verbose=0), detector.predict_proba(features), atol=1e-6)
+    open_set.save(tmp_path / "softmax.keras")
+    reloaded = keras.saving.load_model(tmp_path / "softmax.keras", safe_mode=True)
+    np.testing.assert_array_equal(reloaded.predict(x_test, verbose=0), open_set.predict(x_test, verbose=0))
