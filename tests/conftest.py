@@ -63,13 +63,17 @@ def _is_loopback(address):
 
 
 @pytest.fixture(autouse=True)
-def _no_network(monkeypatch):
-    """Makes every connection from the test process to another machine raise NetworkAccessError; loopback and
-    unix sockets (the local ports of tests/test_distribute.py) still work. Subprocesses are not affected."""
+def network_attempts(monkeypatch):
+    """Makes every connection from the test process to another machine raise NetworkAccessError, and fails the
+    test afterwards even where the code under test caught that error (a loader that falls back on any failure
+    would otherwise pass); loopback and unix sockets (the local ports of tests/test_distribute.py) still work.
+    Subprocesses are not affected. Yields the list of refused addresses (a test of the guard clears it)."""
     real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
+    attempts = []
 
     def check(address):
         if not _is_loopback(address):
+            attempts.append(address)
             raise NetworkAccessError(f"network access to {address!r} in a test: the tests must run offline")
 
     def connect(self, address):
@@ -89,3 +93,6 @@ def _no_network(monkeypatch):
     monkeypatch.setattr(socket.socket, "connect", connect)
     monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
     monkeypatch.setattr(socket, "create_connection", create_connection)
+    yield attempts
+    if attempts:
+        pytest.fail(f"the test tried to reach {attempts}: the tests must run offline", pytrace=False)

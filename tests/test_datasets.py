@@ -337,7 +337,7 @@ def test_tensorflow_imported_lazily():
 # ---------------------------------------------------------------- tfds path, without network
 
 
-def test_tests_cannot_reach_the_network(tmp_path):
+def test_tests_cannot_reach_the_network(tmp_path, network_attempts):
     """tests/conftest.py makes connections to other machines fail (before any DNS look-up); loopback and unix
     sockets still work (tests/test_distribute.py picks free local ports)."""
     import socket
@@ -364,6 +364,8 @@ def test_tests_cannot_reach_the_network(tmp_path):
         server.listen()
         with socket.socket(socket.AF_UNIX) as client:
             client.connect(str(tmp_path / "s"))
+    assert network_attempts[0] == ("example.com", 443) and len(network_attempts) in (3, 5)  # 5 with IPv6
+    network_attempts.clear()  # refused on purpose: the guard would fail this test at teardown
 
 
 def test_tfds_path_with_mock_data(tmp_path, monkeypatch):
