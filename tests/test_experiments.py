@@ -131,6 +131,34 @@ def test_rerun_resumes_without_recomputing(tiny_run, capsys, monkeypatch):
     assert "training" not in out and "reusing trained network" not in out
 
 
+def test_cached_features_are_used_only_for_the_inputs_they_came_from(tmp_path, monkeypatch, capsys):
+    runner = Runner(TINY, tmp_path, quick=True, verbose=1)
+    runner.workspace.open()
+    model = build_dhrnet([keras.layers.Conv2D(4, 3, padding="same")], num_classes=3, input_shape=(8, 8, 1))
+    rng = np.random.default_rng(0)
+    x, other = rng.random((2, 10, 8, 8, 1)).astype("float32")
+    first = runner.features("net", model, {"train": x})["train"]
+    np.testing.assert_allclose(first["logits"], inference_model(model).predict(x, verbose=0)["logits"], atol=1e-6)
+    extracted = []
+    real_inference_model = inference_model
+
+    def counting_inference_model(model):
+        extracted.append(model)
+        return real_inference_model(model)
+
+    monkeypatch.setattr("keras_crosr.experiments.runner.inference_model", counting_inference_model)
+    again = runner.features("net", model, {"train": x})["train"]
+    assert not extracted and all(np.array_equal(again[k], first[k]) for k in first)
+    capsys.readouterr()
+    swapped = runner.features("net", model, {"train": other})["train"]  # same shape, other images
+    assert len(extracted) == 1 and not np.allclose(swapped["logits"], first["logits"])
+    assert "the train inputs differ from those of the cached features" in capsys.readouterr().out
+    path = tmp_path / "features" / "net.npz"
+    np.savez(path, **{k: v for k, v in np.load(path).items() if not k.endswith("fingerprint")})
+    runner.features("net", model, {"train": other})  # a cache without fingerprints is not trusted
+    assert len(extracted) == 2 and "train/fingerprint" in np.load(path)
+
+
 class Crash(RuntimeError):
     """Stands in for a crash (power cut, time limit) in the middle of a training."""
 

@@ -304,19 +304,16 @@ class Runner:
         return model
 
     def features(self, key, model, arrays):
-        """``{name: {"logits", "latent"?}}`` for each input array, cached in ``features/KEY.npz``."""
+        """``{name: {"logits", "latent"?}}`` for each input array, cached in ``features/KEY.npz`` with the
+        fingerprint of the array; a cached entry is used only for the inputs it was made from."""
         path = self.workspace.path / "features" / f"{key}.npz"
         cached = dict(np.load(path)) if path.exists() else {}
         extractor = None
         for name, x in arrays.items():
             digest = fingerprint(x)
-            if f"{name}/fingerprint" not in cached and len(cached.get(f"{name}/logits", ())) == len(x) > 0:
-                # Cached by an earlier version, without a fingerprint: the run's recorded settings vouch for it.
-                cached[f"{name}/fingerprint"] = np.array(digest)
-                np.savez(path, **cached)
             if cached.get(f"{name}/fingerprint") == digest:
                 continue
-            if f"{name}/fingerprint" in cached:
+            if f"{name}/logits" in cached:  # other inputs, or a cache without fingerprints: nothing vouches for it
                 self.log(f"[{key}] the {name} inputs differ from those of the cached features: extracting again")
             extractor = extractor or inference_model(model)
             out = extractor.predict(x, batch_size=256, verbose=self.verbose)
