@@ -159,6 +159,28 @@ def test_cached_features_are_used_only_for_the_inputs_they_came_from(tmp_path, m
     assert len(extracted) == 2 and "train/fingerprint" in np.load(path)
 
 
+def test_a_diverged_training_is_reported_not_saved_and_trained_again_by_a_rerun(tmp_path, monkeypatch):
+    small = dataclasses.replace(TINY, quick=Budget(epochs=1, train=300, test=100))
+    real_benchmark = Runner.load_outlier_benchmark
+
+    def nan_images(self):  # a NaN in the first batch: the loss is NaN at once, on any machine
+        x_train, *rest = real_benchmark(self)
+        x_train = x_train.copy()
+        x_train[0, 0, 0, 0] = np.nan
+        return (x_train, *rest)
+
+    monkeypatch.setattr(Runner, "load_outlier_benchmark", nan_images)
+    text = Runner(small, tmp_path, quick=True, verbose=0).run()
+    assert "[mnist_cnn-dhrnet] training diverged (NaN/inf loss after 1 epochs) with learning rate 0.05" in text
+    assert not list((tmp_path / "networks").iterdir())  # neither the network nor a BackupAndRestore state
+    assert not (tmp_path / "results.json").exists()  # nothing of the network was recorded
+    monkeypatch.setattr(Runner, "load_outlier_benchmark", real_benchmark)
+    rerun = Runner(small, tmp_path, quick=True, verbose=0)
+    assert "diverged" not in rerun.run()
+    assert rerun.workspace.results["mnist_cnn-dhrnet/training"]["resumed_at_epoch"] == 0
+    assert (tmp_path / "networks" / "mnist_cnn-dhrnet.keras").is_file()
+
+
 class Crash(RuntimeError):
     """Stands in for a crash (power cut, time limit) in the middle of a training."""
 
