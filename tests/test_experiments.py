@@ -348,6 +348,32 @@ def test_trials_restrict_the_trials_run(tmp_path, monkeypatch, name, only, prefi
     assert Runner(experiment, tmp_path, verbose=0).trials == (0, 1, 2, 3, 4)
 
 
+def test_each_class_split_trial_trains_its_own_networks_on_its_own_split(tmp_path, monkeypatch, data_dir):
+    from keras_crosr import protocols
+    from keras_crosr.experiments.runner import fingerprint, subsample
+
+    runner = Runner("class-split", tmp_path, quick=True, only=["mnist"], trials=[1, 3], data_dir=data_dir,
+                    verbose=0)
+    trained = []
+
+    def record_training(key, backbone, variant, x_train, y_train, num_classes, **kwargs):
+        trained.append((key, fingerprint(x_train), fingerprint(y_train), num_classes))
+        return None  # as after a diverged training: nothing more is done with this network
+
+    monkeypatch.setattr(runner, "train", record_training)
+    runner.workspace.open()
+    runner._run_class_split()
+    expected = []
+    for trial in (1, 3):
+        split = protocols.make_class_separation("mnist", trial, data_dir=data_dir)
+        keep = subsample(len(split.x_train), runner.limit("train"), runner.seed + trial)
+        for variant in ("supervised", "dhrnet"):
+            expected.append((f"mnist-t{trial}-mnist_cnn-{variant}", fingerprint(split.x_train[keep]),
+                             fingerprint(split.y_train[keep]), 6))
+    assert trained == expected
+    assert expected[0][1] != expected[2][1]  # the two trials see other images
+
+
 @pytest.mark.parametrize("trials", [[5], [-1], [], [1, 1], [True], [0.0]])
 def test_bad_trials_are_refused(tmp_path, trials):
     with pytest.raises(ValueError, match=r"trials must be distinct indices in range\(5\) \(class-split has 5\)"):
