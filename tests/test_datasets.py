@@ -301,6 +301,8 @@ def test_dbpedia_bad_input(tmp_path):
         datasets.load_dbpedia(release="full")
     with pytest.raises(ValueError, match="tokens must be unique"):
         datasets.Vocabulary(["a", "a"])
+    with pytest.raises(ValueError, match=r"max_tokens must be at least 3 \(padding, OOV, one word\), got 2"):
+        datasets.Vocabulary.build(["a b"], max_tokens=2)
 
 
 def test_make_tf_dataset_deterministic():
@@ -321,6 +323,8 @@ def test_make_tf_dataset_deterministic():
         datasets.make_tf_dataset(x, shuffle=True)
     with pytest.raises(ValueError, match="same number of samples"):
         datasets.make_tf_dataset(x, np.arange(3))
+    with pytest.raises(ValueError, match="batch_size must be positive, got 0"):
+        datasets.make_tf_dataset(x, batch_size=0)
 
 
 def test_tensorflow_imported_lazily():

@@ -282,6 +282,19 @@ def test_errors(kwargs, message):
         build_dhrnet(kwargs.pop("backbone"), **kwargs)
 
 
+def test_errors_of_custom_backbones():
+    with pytest.raises(ValueError, match=r"'stages' has no default input shape: pass `input_shape=\(H, W, C\)`"):
+        build_dhrnet(Backbone(small_stages(), name="stages"), num_classes=3)
+    with pytest.raises(ValueError, match=r"'pooled' must give \(batch, features\); got \(None, 1, 1, 8\)"):
+        build_dhrnet(Backbone(small_stages(), head=keras.layers.MaxPooling2D(2), input_shape=(8, 8, 1),
+                              name="pooled"), num_classes=3)
+    halving = Backbone([keras.layers.Conv1D(8, 3, strides=2, padding="same")], input_kind="text",
+                       input_shape=(20,), latent_dim=4, embedding=keras.layers.Embedding(100, 8), vocab_size=100,
+                       name="halving")
+    with pytest.raises(ValueError, match=r"Text stages must keep the sequence length 20; got \[\(10,\)\]"):
+        build_dhrnet(halving, num_classes=3)
+
+
 def test_channels_first_is_refused_with_the_fix(monkeypatch):
     monkeypatch.setattr(keras.config, "image_data_format", lambda: "channels_first")
     with pytest.raises(ValueError, match=r"'channels_first'.*set_image_data_format\('channels_last'\)"):

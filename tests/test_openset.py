@@ -490,6 +490,15 @@ def test_load_mismatched_files(saved):
     rewrite(path, arrays, n_classes=4)
     with pytest.raises(DetectorFileError, match=r"'means' has shape \(3, 3\)"):
         load_detector(path)
+    rewrite(path, arrays, n_classes=0)
+    with pytest.raises(DetectorFileError, match="bad n_classes / n_features_in 0 / 3"):
+        load_detector(path)
+    metadata = json.loads(str(arrays["metadata"]))
+    del metadata["params"]
+    with open(path, "wb") as file:
+        np.savez(file, **dict(arrays, metadata=np.array(json.dumps(metadata))))
+    with pytest.raises(DetectorFileError, match="the metadata has no 'params' entry"):
+        load_detector(path)
     rewrite(path, {k: v for k, v in arrays.items() if k != "weibull_scale"})
     with pytest.raises(DetectorFileError, match="missing the 'weibull_scale' array"):
         load_detector(path)
