@@ -448,6 +448,18 @@ def test_cli_list_and_errors(capsys):
     assert "unknown experiment 'no-such-experiment'" in capsys.readouterr().err
 
 
+def test_cli_quickstart_runs_to_its_report_and_keeps_its_settings(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(EXPERIMENTS, "quickstart", dataclasses.replace(TINY, quick=Budget(epochs=1, train=300,
+                                                                                        test=100)))
+    output = tmp_path / "quickstart"
+    assert main(["quickstart", "--quick", "--seed", "3", "--output", str(output), "--verbose", "0"]) == 0
+    out = capsys.readouterr().out
+    assert out == (output / "results.md").read_text() and "| mnist_cnn | dhrnet | crosr |" in out
+    assert json.loads((output / "run.json").read_text())["seed"] == 3
+    assert main(["quickstart", "--quick", "--seed", "4", "--output", str(output), "--verbose", "0"]) == 2
+    assert "holds a run made with other settings: seed=3 (asked: 4)" in capsys.readouterr().err
+
+
 def test_cli_report_renders_a_results_file(tmp_path, capsys):
     path = tmp_path / "results.json"
     path.write_text(json.dumps({"mnist_cnn-dhrnet/crosr/omniglot": {"macro_f1": 0.8}}))
