@@ -185,24 +185,29 @@ class Crash(RuntimeError):
     """Stands in for a crash (power cut, time limit) in the middle of a training."""
 
 
-def test_interrupted_training_resumes_at_its_last_finished_epoch(tmp_path, monkeypatch, capsys):
-    class CrashAfterFirstEpoch(keras.callbacks.Callback):
+@pytest.mark.parametrize("crashed_after", [1, 2])  # 2: the last epoch was saved, the network was not
+def test_interrupted_training_resumes_at_its_last_finished_epoch(tmp_path, monkeypatch, capsys, crashed_after):
+    class CrashAfterAnEpoch(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):  # runs after BackupAndRestore saved this epoch
-            raise Crash(f"crash after epoch {epoch + 1}")
+            if epoch + 1 == crashed_after:
+                raise Crash(f"crash after epoch {epoch + 1}")
 
     small = dataclasses.replace(TINY, quick=Budget(epochs=2, train=300, test=100))  # the bookkeeping, cheaply
-    monkeypatch.setattr(keras.callbacks, "TerminateOnNaN", CrashAfterFirstEpoch)
-    with pytest.raises(Crash, match="after epoch 1"):
+    monkeypatch.setattr(keras.callbacks, "TerminateOnNaN", CrashAfterAnEpoch)
+    with pytest.raises(Crash, match=f"after epoch {crashed_after}"):
         Runner(small, tmp_path, quick=True, verbose=0).run()
     networks = tmp_path / "networks"
     assert (networks / "mnist_cnn-dhrnet.backup").is_dir() and not (networks / "mnist_cnn-dhrnet.keras").exists()
     monkeypatch.undo()
     capsys.readouterr()
     text = Runner(small, tmp_path, quick=True, verbose=1).run()
-    assert "[mnist_cnn-dhrnet] resumed an interrupted training after its epoch 1" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"[mnist_cnn-dhrnet] resumed an interrupted training after its epoch {crashed_after}" in out
+    assert "Epoch 1/2" not in out and ("Epoch 2/2" in out) == (crashed_after == 1)  # only unfinished epochs
     training = json.loads((tmp_path / "results.json").read_text())["mnist_cnn-dhrnet/training"]
-    assert training["epochs"] == 2 and training["resumed_at_epoch"] == 1
-    assert "2 epochs on 300 samples, resumed after epoch 1:" in text and "s for the last 1 (" in text
+    assert training["epochs"] == 2 and training["resumed_at_epoch"] == crashed_after
+    assert f"2 epochs on 300 samples, resumed after epoch {crashed_after}:" in text
+    assert f"s for the last {2 - crashed_after} (" in text
     assert (networks / "mnist_cnn-dhrnet.keras").is_file() and not (networks / "mnist_cnn-dhrnet.backup").exists()
 
 
