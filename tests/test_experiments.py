@@ -211,6 +211,29 @@ def test_interrupted_training_resumes_at_its_last_finished_epoch(tmp_path, monke
     assert (networks / "mnist_cnn-dhrnet.keras").is_file() and not (networks / "mnist_cnn-dhrnet.backup").exists()
 
 
+def test_skipped_heads_are_filled_in_by_a_later_run(tmp_path, capsys):
+    small = dataclasses.replace(TINY, quick=Budget(epochs=1, train=300, test=100))
+    Runner(small, tmp_path, quick=True, skip_heads=["openmax"], verbose=0).run()
+    first = json.loads((tmp_path / "results.json").read_text())
+    assert not [key for key in first if "/openmax/" in key] and "mnist_cnn-dhrnet/crosr/noise" in first
+    Runner(small, tmp_path, quick=True, verbose=1).run()
+    assert "reusing trained network" in capsys.readouterr().out
+    second = json.loads((tmp_path / "results.json").read_text())
+    assert sorted(key for key in second if "/openmax/" in key) == [
+        f"mnist_cnn-dhrnet/openmax/{outlier}" for outlier in ("mnist_noise", "noise", "omniglot")
+    ]
+    assert {key: second[key] for key in first} == first  # nothing finished is made again
+
+
+def test_a_results_file_alone_vouches_for_its_settings(tmp_path):
+    """A run directory with results.json but no run.json (e.g. a recorded benchmark copied to resume it)."""
+    settings = Runner(TINY, tmp_path, quick=True, verbose=0).settings()
+    (tmp_path / "results.json").write_text(json.dumps({"run": settings}))
+    with pytest.raises(ValueError, match=r"holds a run made with other settings: seed=0 \(asked: 1\)"):
+        Runner(TINY, tmp_path, quick=True, seed=1, verbose=0)
+    assert Runner(TINY, tmp_path, quick=True, verbose=0).workspace.results == {"run": settings}
+
+
 def test_interrupted_evaluation_is_filled_in(tiny_run):
     _, _, path = tiny_run
     results = json.loads((path / "results.json").read_text())
