@@ -383,6 +383,23 @@ def test_a_failed_refit_leaves_the_detector_unfitted():
     assert (refitted.n_classes_, refitted.means_.shape) == (2, (2, 2))
 
 
+@pytest.mark.parametrize("estimator", [SoftmaxThreshold, OpenMax, CROSR, OneClassCROSR], ids=lambda e: e.__name__)
+def test_scikit_learn_estimator_checks(estimator):
+    from sklearn.utils.estimator_checks import (
+        check_get_params_invariance,
+        check_no_attributes_set_in_init,
+        check_set_params,
+    )
+
+    for check in (check_no_attributes_set_in_init, check_get_params_invariance, check_set_params):
+        check(estimator.__name__, estimator())
+    detector = estimator() if estimator is SoftmaxThreshold else estimator(tail_size=10)
+    params = detector.get_params()
+    features, labels = clusters()
+    detector.fit(features if detector._needs_latent else features["logits"], labels)
+    assert detector.get_params() == params  # fit leaves the hyper-parameters as they were
+
+
 def test_sklearn_params_and_clone():
     detector = CROSR(tail_size=30, alpha=10, threshold=0.4)
     assert detector.get_params() == {
