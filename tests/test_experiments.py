@@ -225,6 +225,18 @@ def test_skipped_heads_are_filled_in_by_a_later_run(tmp_path, capsys):
     assert {key: second[key] for key in first} == first  # nothing finished is made again
 
 
+def test_sample_omniglot_outliers_are_a_seeded_draw_not_the_first_characters(tmp_path):
+    from keras_crosr.datasets import load_sample
+    from keras_crosr.experiments.runner import subsample
+
+    omniglot = load_sample()["omniglot"]  # stored in source order: alphabet after alphabet
+    x_test = np.zeros((500, 28, 28, 1), "float32")
+    for seed in (0, 1):
+        drawn = Runner(TINY, tmp_path, quick=True, seed=seed, verbose=0).load_outliers("omniglot", x_test)
+        np.testing.assert_array_equal(drawn, omniglot[subsample(len(omniglot), 500, seed)])
+        assert not np.array_equal(drawn, omniglot[:500])
+
+
 def test_a_results_file_alone_vouches_for_its_settings(tmp_path):
     """A run directory with results.json but no run.json (e.g. a recorded benchmark copied to resume it)."""
     settings = Runner(TINY, tmp_path, quick=True, verbose=0).settings()

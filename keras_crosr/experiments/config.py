@@ -148,7 +148,7 @@ EXPERIMENTS = {
             # 126 steps of 32 digits: 16 steps of 64 (1,000 digits, 1 epoch) left both networks at one class.
             quick=Budget(epochs=2, train=2000, test=500, batch_size=32),
             caveats=(
-                "Embedded sample: 5,000 MNIST training digits, 1,000 test digits and 1,000 outliers per set "
+                "Embedded sample: 5,000 MNIST training digits, 1,000 test digits and as many outliers per set "
                 "(the paper: 60,000 / 10,000 / 10,000), so the numbers are indicative only.",
             ),
         ),

@@ -133,6 +133,14 @@ def subsample(n, limit, seed):
     return np.sort(np.random.default_rng(seed).permutation(n)[:limit])
 
 
+def _seeded_subset(x, n, seed):
+    """``n`` of the samples ``x``, drawn by ``seed`` (a prefix of a file stored in source order would be biased:
+    the sample's first 1,000 Omniglot characters come from 11 of the 20 alphabets)."""
+    if n > len(x):
+        raise ValueError(f"asked for {n} samples of a set of {len(x)}")
+    return x[subsample(len(x), n, seed)]
+
+
 def make_detector(head, *, tail_size=20, alpha=None, seed=0):
     """The unfitted detector of a head name (see :class:`~keras_crosr.experiments.config.Network`)."""
     if head == "softmax":
@@ -429,7 +437,7 @@ class Runner:
         """The outlier set ``name`` (within the budget), or ``None`` when it is not available: recorded."""
         if self.experiment.dataset == "sample":
             return {
-                "omniglot": lambda: datasets.load_sample()["omniglot"][: len(x_test)],
+                "omniglot": lambda: _seeded_subset(datasets.load_sample()["omniglot"], len(x_test), self.seed),
                 "noise": lambda: datasets.load_noise(len(x_test), seed=self.seed),
                 "mnist_noise": lambda: datasets.make_mnist_noise(x_test, seed=self.seed + 1),
             }[name]()
