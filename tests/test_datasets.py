@@ -396,6 +396,21 @@ def test_tfds_path_with_mock_data(tmp_path, monkeypatch):
         _check_images(x, (32, 32, 3), 12)
 
 
+def test_omniglot_from_tfds_follows_the_character_ids_like_the_local_file(monkeypatch):
+    """tfds's `label` is the character number of Omniglot's image ids, the local file's order; its `alphabet`
+    index is not (sorted names put Sylheti, ids 1503-1530, before Syriac_(Serto), ids 1480-1502)."""
+    from keras_crosr.datasets import _source
+
+    labels = np.array([1502, 1479, 1502, 1479, 1500])  # Sylheti, Syriac_(Serto), ..., in tfds's storage order
+    images = np.repeat(np.arange(5, dtype=np.uint8)[:, None, None, None] * 50, 105, axis=1).repeat(105, axis=2)
+    tfds_arrays = {"image": images, "label": labels, "alphabet": np.array([16, 17, 16, 17, 17])}  # sorted names
+    monkeypatch.setattr(_source, "resolve", lambda *args, **kwargs: ("tfds", "omniglot"))
+    monkeypatch.setattr(_source, "tfds_arrays", lambda name, split, keys: {k: tfds_arrays[k] for k in keys})
+    x = datasets.load_omniglot(5, source="tfds")
+    stored = 255 - 50 * np.array([1, 3, 4, 0, 2])  # ids 1480, 1480, 1501, 1503, 1503; inverted, as MNIST
+    np.testing.assert_allclose(x.reshape(5, -1).mean(axis=1), stored / 255, atol=1e-6)
+
+
 def test_tfds_that_cannot_load_is_a_missing_data_set(monkeypatch):
     tfds = pytest.importorskip("tensorflow_datasets")
 

@@ -68,9 +68,11 @@ def load_omniglot(n=OUTLIER_COUNT, *, seed=0, source="auto", data_dir=None):
     The 13,180 images of Omniglot's ``images_evaluation`` set (20 alphabets, 659 characters x 20 drawers) are
     resized from 105x105 to 28x28 with Lanczos resampling and inverted (strokes bright, as in MNIST); ``n`` of
     them are kept at the positions :func:`omniglot_indices` draws with ``seed`` (10,000 by default, the paper's
-    count). The local file (``omniglot_eval.npz``) holds them in (alphabet, character, drawer) order; tfds
-    (``omniglot``, split ``"test"``) images are put in (alphabet, character) order first, so the same
-    positions are drawn, though the drawer picked within a character may differ.
+    count). The local file (``omniglot_eval.npz``) holds them in the order of Omniglot's image ids (character
+    number, then drawer); tfds (``omniglot``, split ``"test"``) images are put in the order of their ``label``,
+    the same character number, so the same positions are drawn, though the drawer picked within a character
+    may differ. (Sorting by tfds's ``alphabet`` would not do: its names are sorted, which puts Sylheti before
+    Syriac_(Serto), the other way round from the ids.)
 
     Returns:
         float32 ``(n, 28, 28, 1)`` in [0, 1].
@@ -81,8 +83,8 @@ def load_omniglot(n=OUTLIER_COUNT, *, seed=0, source="auto", data_dir=None):
     if kind == "local":
         x = _source.load_npz(where, ["x_test"], dataset="Omniglot")["x_test"]
     else:
-        arrays = _source.tfds_arrays(where, "test", ["image", "alphabet", "alphabet_char_id"])
-        order = np.lexsort((arrays["alphabet_char_id"], arrays["alphabet"]))
+        arrays = _source.tfds_arrays(where, "test", ["image", "label"])
+        order = np.argsort(arrays["label"], kind="stable")
         x = _omniglot_from_105(arrays["image"][order, :, :, 0])
     keep = omniglot_indices(n, seed=seed, total=len(x))
     return _images.to_float(x[keep])
