@@ -90,6 +90,11 @@ def test_superimpose_formula():
     noisy = datasets.make_mnist_noise(digits, seed=1)
     np.testing.assert_array_equal(noisy, datasets.superimpose(digits, datasets.load_noise(50, seed=1)))
     assert (noisy >= digits).all()
+    with pytest.raises(ValueError, match=r"images must be in \[0, 1\] \(uint8 images: divide by 255 first\); got "
+                                         r"values in \[0, 255\]"):
+        datasets.make_mnist_noise(np.round(digits * 255).astype(np.uint8))
+    with pytest.raises(ValueError, match=r"noise must be in \[0, 1\]"):
+        datasets.superimpose(x, u + np.nan)
 
 
 def test_unknown_name_split_and_source():

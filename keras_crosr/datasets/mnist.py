@@ -117,6 +117,12 @@ def superimpose(images, noise):
     images, noise = np.asarray(images, dtype=np.float32), np.asarray(noise, dtype=np.float32)
     if images.shape != noise.shape:
         raise ValueError(f"superimpose: images {images.shape} and noise {noise.shape} must have the same shape")
+    for name, x in (("images", images), ("noise", noise)):
+        if x.size and not (x.min() >= 0.0 and x.max() <= 1.0):  # also refuses NaN
+            raise ValueError(
+                f"superimpose: {name} must be in [0, 1] (uint8 images: divide by 255 first); got values in "
+                f"[{x.min():.4g}, {x.max():.4g}]"
+            )
     out = images + noise
     return np.clip(out, 0.0, 1.0, out=out)
 
@@ -127,7 +133,8 @@ def make_mnist_noise(images, *, seed=1):
     The default ``seed=1`` keeps its noise independent of :func:`load_noise`'s default ``seed=0``.
 
     Args:
-        images: ``(n, *sample_shape)`` images in [0, 1] (any float or integer dtype; cast to float32).
+        images: ``(n, *sample_shape)`` images in [0, 1], of any real dtype (cast to float32); values outside
+            [0, 1], such as uint8 pixels in 0..255, are refused.
 
     Returns:
         float32, the shape of ``images``.
