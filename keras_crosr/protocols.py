@@ -1,10 +1,12 @@
 """Open-set evaluation protocols of the paper (section 5), deterministic by seed.
 
-- **Outlier addition** (section 5.1-5.2): the known test set plus outliers from another source, 1:1 by default,
-  all outliers one "unknown" class with label ``N``.
-- **Class separation** (section 5.3): some classes known, the rest unknown, with the standard splits of Neal et
-  al. (ECCV 2018) as used by the paper's Table 5 and the later literature (:data:`PUBLISHED_SPLITS`).
-- **DBpedia** (section 5.4): 4 random known classes and 10, 8, 4 or 0 random unknown classes.
+- **Outlier addition** (section 5, "MNIST" and "CIFAR-10"): the known test set plus outliers from another
+  source, 1:1 by default, all outliers one "unknown" class with label ``N``.
+- **Class separation** (section 5, Table 5): some classes known, the rest unknown, with the standard five-trial
+  splits attributed to Neal et al. (ECCV 2018), as the later literature distributes them (:data:`PUBLISHED_SPLITS`).
+  Neal et al.'s own code draws its splits by shuffling an unordered set, so the paper's exact trials cannot be
+  recovered; these are the lists every later paper compares on.
+- **DBpedia** (section 5, "DBpedia"): 4 random known classes and 10, 8, 4 or 0 random unknown classes.
 
 Every protocol returns an :class:`OpenSetSplit`: known classes relabelled ``0..K-1`` in the order given, the
 unknowns labelled ``K``.
@@ -17,8 +19,9 @@ import numpy as np
 from keras_crosr import datasets
 from keras_crosr.datasets._images import check_classes
 
-# Neal et al. 2018 class-separation splits, five trials each, copied from iCGY96/ARPL `split.py` (`splits_2020`);
-# identical lists are in sgvaze/osr_closed_set_all_you_need `data/open_set_splits/osr_splits.py`.
+# The class-separation splits attributed to Neal et al. 2018, five trials each, as iCGY96/ARPL `split.py`
+# (`splits_2020`) distributes them; identical lists are in sgvaze/osr_closed_set_all_you_need
+# `data/open_set_splits/osr_splits.py`.
 # "cifar+N": the known lists are CIFAR-10 classes ("cifar100" in ARPL), the unknown lists CIFAR-100 classes
 # ("cifar100-10" / "cifar100-50"). "tinyimagenet" ids are in sorted-wnid (torchvision ImageFolder) order.
 _CIFAR_PLUS_KNOWN = [[4, 7, 9, 1], [6, 7, 1, 9], [9, 6, 1, 7], [6, 4, 9, 1], [1, 0, 9, 8]]

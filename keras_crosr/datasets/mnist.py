@@ -1,4 +1,4 @@
-"""MNIST and its outlier sets of the paper (section 5.1): Omniglot, Noise and MNIST-Noise.
+"""MNIST and its outlier sets of the paper (section 5, "MNIST"): Omniglot, Noise and MNIST-Noise.
 
 All images are float32 in [0, 1], shape ``(n, 28, 28, 1)``, MNIST polarity (strokes bright, background 0).
 """

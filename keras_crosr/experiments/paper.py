@@ -1,7 +1,11 @@
 """The numbers the paper reports (Yoshihashi et al., CVPR 2019), for side-by-side tables.
 
-Keys are ``(table, backbone, training, detector, dataset)`` tuples as they appear in the paper; values are the
-published scores. These are reference values to compare against, never used to compute anything.
+One dict per table, named after it, keyed as the table is laid out: Table 1 by ``(backbone, training,
+dataset)`` (backbones ``"plain_cnn"`` / ``"densenet"``, the paper's names); Tables 2 and 6 by ``(training,
+detector)``, then outlier set; Table 3 by ``(backbone, training, detector)``, then outlier set, and its other
+methods by ``(backbone, method)``; Tables 4, 5 and 7 by method, then setting, data set or backbone (Tables 3
+and 7 name backbones as :mod:`keras_crosr.backbones` does). Values are the published scores, reference values
+to compare against, never used to compute anything.
 """
 
 TABLE1_CLOSED_SET_ACCURACY = {
