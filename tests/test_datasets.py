@@ -168,6 +168,11 @@ def test_auto_prefers_local_and_env_variable(tmp_path, monkeypatch):
     np.testing.assert_array_equal(y_sel, [1, 5])
     with pytest.raises(ValueError, match="duplicate classes"):
         datasets.load_mnist("train", classes=[1, 1])
+    from keras_crosr.datasets._images import check_indices
+
+    np.testing.assert_array_equal(check_indices(6, [4, 0, 2], dataset="CIFAR-10"), [0, 2, 4])  # in split order
+    with pytest.raises(ValueError, match=r"CIFAR-10: indices must not repeat; repeated: \[3\]"):
+        check_indices(6, [3, 1, 3], dataset="CIFAR-10")
     with pytest.raises(ValueError, match=r"out of range \[0, 10\)"):
         datasets.load_mnist("train", classes=[3, 10])
 
@@ -206,12 +211,14 @@ def test_jpeg_archive_decoding_and_damaged_jpeg(tmp_path):
     np.testing.assert_array_equal(datasets.load_cifar10("test", indices=[4, 1], data_dir=tmp_path)[1], [1, 9])
     with pytest.raises(ValueError, match=r"indices must lie in \[0, 5\)"):
         datasets.load_cifar10("test", indices=[5], data_dir=tmp_path)
+    with pytest.raises(ValueError, match=r"CIFAR-10: indices must not repeat; repeated: \[1\]"):
+        datasets.load_cifar10("test", indices=[1, 4, 1], data_dir=tmp_path)
     with np.load(tmp_path / "cifar10_jpeg.npz") as z:
         arrays = dict(z)
     arrays["test_jpeg"] = arrays["test_jpeg"].copy()
     arrays["test_jpeg"][: arrays["test_offsets"][1]] = 7  # overwrite the first JPEG
     np.savez(tmp_path / "cifar10_jpeg.npz", **arrays)
-    with pytest.raises(ValueError, match="CIFAR-10: damaged or unreadable image"):
+    with pytest.raises(ValueError, match="CIFAR-10 image 0: damaged or unreadable image"):
         datasets.load_cifar10("test", data_dir=tmp_path)
     arrays["test_offsets"] = arrays["test_offsets"][:-1]
     np.savez(tmp_path / "cifar10_jpeg.npz", **arrays)

@@ -31,7 +31,7 @@ def select(labels, classes=None, indices=None, *, num_classes, dataset):
 
 
 def check_indices(n, indices=None, *, dataset):
-    """Sorted unique positions in ``[0, n)``: all of them, or ``indices`` validated against ``n``."""
+    """Sorted positions in ``[0, n)``: all of them, or ``indices`` (distinct, any order) validated against ``n``."""
     if indices is None:
         return np.arange(n, dtype=np.int64)
     indices = np.asarray(indices).reshape(-1)
@@ -40,7 +40,10 @@ def check_indices(n, indices=None, *, dataset):
     indices = indices.astype(np.int64)
     if indices.size and (indices.min() < 0 or indices.max() >= n):
         raise ValueError(f"{dataset}: indices must lie in [0, {n}), got range [{indices.min()}, {indices.max()}]")
-    return np.unique(indices)
+    unique, counts = np.unique(indices, return_counts=True)
+    if len(unique) < len(indices):  # a position is kept once: a repeated one would silently be dropped
+        raise ValueError(f"{dataset}: indices must not repeat; repeated: {unique[counts > 1][:10].tolist()}")
+    return unique
 
 
 def check_classes(classes, num_classes, dataset):
@@ -105,7 +108,7 @@ def decode_jpeg_bytes(jpeg, offsets, positions, *, size, transform=None, out=Non
         raise ValueError(f"out must be float32 {(len(positions), size, size, 3)}, got {out.dtype} {out.shape}")
     scale = np.float32(255.0)
     for row, i in enumerate(positions):
-        image = decode_jpeg(jpeg[offsets[i] : offsets[i + 1]].tobytes(), dataset=dataset)
+        image = decode_jpeg(jpeg[offsets[i] : offsets[i + 1]].tobytes(), dataset=f"{dataset} image {i}")
         if transform is not None:
             image = transform(image, i)
         if image.shape != (size, size, 3):
