@@ -2,10 +2,10 @@
 
 - **Outlier addition** (section 5, "MNIST" and "CIFAR-10"): the known test set plus outliers from another
   source, 1:1 by default, all outliers one "unknown" class with label ``N``.
-- **Class separation** (section 5, Table 5): some classes known, the rest unknown, with the standard five-trial
-  splits attributed to Neal et al. (ECCV 2018), as the later literature distributes them (:data:`PUBLISHED_SPLITS`).
-  Neal et al.'s own code draws its splits by shuffling an unordered set, so the paper's exact trials cannot be
-  recovered; these are the lists every later paper compares on.
+- **Class separation** (section 5, Table 5): some classes known, the rest unknown, over five trials, the paper
+  following the protocol of Neal et al. (ECCV 2018) without listing its trials; :data:`PUBLISHED_SPLITS` are the
+  five-trial splits attributed to Neal et al. as the later literature distributes them, which need not be the
+  exact trials the paper used.
 - **DBpedia** (section 5, "DBpedia"): 4 random known classes and 10, 8, 4 or 0 random unknown classes.
 
 Every protocol returns an :class:`OpenSetSplit`: known classes relabelled ``0..K-1`` in the order given, the
