@@ -206,8 +206,10 @@ def test_interrupted_training_resumes_at_its_last_finished_epoch(tmp_path, monke
     assert "Epoch 1/2" not in out and ("Epoch 2/2" in out) == (crashed_after == 1)  # only unfinished epochs
     training = json.loads((tmp_path / "results.json").read_text())["mnist_cnn-dhrnet/training"]
     assert training["epochs"] == 2 and training["resumed_at_epoch"] == crashed_after
-    assert f"2 epochs on 300 samples, resumed after epoch {crashed_after}:" in text
-    assert f"s for the last {2 - crashed_after} (" in text
+    if crashed_after == 1:
+        assert "2 epochs on 300 samples, resumed after epoch 1: " in text and "s for the last 1 (" in text
+    else:
+        assert "2 epochs on 300 samples, resumed after its last epoch: " in text and "s to restore and save it (" in text
     assert (networks / "mnist_cnn-dhrnet.keras").is_file() and not (networks / "mnist_cnn-dhrnet.backup").exists()
 
 

@@ -128,8 +128,11 @@ def _training_line(key, record):
     epochs = record["epochs"]
     line = f"{key}: {epochs} epoch{'' if epochs == 1 else 's'} on {record['train_samples']} samples, "
     resumed = record.get("resumed_at_epoch", 0)
-    if resumed:
-        line += f"resumed after epoch {resumed}: {record['wall_time_s']} s for the last {record['epochs'] - resumed}"
+    left = epochs - resumed
+    if resumed and left:
+        line += f"resumed after epoch {resumed}: {record['wall_time_s']} s for the last {left}"
+    elif resumed:  # every epoch had been saved before the interruption: only the network was left to save
+        line += f"resumed after its last epoch: {record['wall_time_s']} s to restore and save it"
     else:
         line += f"{record['wall_time_s']} s"
     return line + f" ({record['backend']})"
