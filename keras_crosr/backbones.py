@@ -260,7 +260,7 @@ def densenet92(depth=92, growth_rate=24, bottleneck=False, initial_channels=None
 
 def neal_cnn():
     """The 9-convolution + 1 FC classifier of Neal et al. (ECCV 2018, "Open Set Learning with Counterfactual
-    Images"), which the paper uses for SVHN and TinyImageNet (Table 5).
+    Images"), which the paper uses for every data set of its Table 5 (MNIST, SVHN, TinyImageNet).
 
     As released in github.com/lwneal/counterfactual-open-set (``network_definitions.py``, the 32x32 classifier):
     three groups of three 3x3 convolutions without bias, each followed by batch normalization and

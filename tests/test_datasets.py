@@ -97,6 +97,22 @@ def test_superimpose_formula():
         datasets.superimpose(x, u + np.nan)
 
 
+def test_pad_images_centres_and_keeps_the_pixels():
+    digits = datasets.load_sample()["x_test"][:4]  # (4, 28, 28, 1)
+    padded = datasets.pad_images(digits, (32, 32))
+    assert padded.shape == (4, 32, 32, 1) and padded.dtype == digits.dtype
+    np.testing.assert_array_equal(padded[:, 2:30, 2:30], digits)
+    assert not padded[:, :2].any() and not padded[:, 30:].any() and not padded[:, :, :2].any()
+    odd = datasets.pad_images(np.ones((1, 2, 3, 2), np.float32), (5, 4))  # odd margins: extra row / column last
+    np.testing.assert_array_equal(odd[0, :, :, 0], [[0, 0, 0, 0], [1, 1, 1, 0], [1, 1, 1, 0], [0, 0, 0, 0],
+                                                    [0, 0, 0, 0]])
+    np.testing.assert_array_equal(datasets.pad_images(digits, (28, 28)), digits)
+    with pytest.raises(ValueError, match=r"cannot pad images of size \(28, 28\) to the smaller size \(32, 20\)"):
+        datasets.pad_images(digits, (32, 20))
+    with pytest.raises(ValueError, match=r"expected images of shape \(n, H, W, C\), got shape \(28, 28, 1\)"):
+        datasets.pad_images(digits[0], (32, 32))
+
+
 def test_unknown_name_split_and_source():
     with pytest.raises(ValueError, match="unknown data set 'imagenet'.*mnist"):
         datasets.load("imagenet")

@@ -2,12 +2,13 @@
 
 import dataclasses
 import json
+import re
 
 import keras
 import numpy as np
 import pytest
 
-from keras_crosr import metrics, openset
+from keras_crosr import datasets, metrics, openset
 from keras_crosr.__main__ import main
 from keras_crosr.dhrnet import build_dhrnet, inference_model
 from keras_crosr.experiments import EXPERIMENTS, Budget, Network, Runner, Training, get_experiment, make_detector
@@ -318,8 +319,9 @@ def test_class_split_runs_each_available_split_and_reports_the_others(tmp_path, 
     root.mkdir()
     (root / "mnist.npz").symlink_to(data_dir / "mnist.npz")
     experiment = dataclasses.replace(
-        get_experiment("class-split"), trials=1, networks=(Network("auto", "dhrnet", ("softmax", "crosr")),),
+        get_experiment("class-split"), trials=1, networks=(Network("neal_cnn", "dhrnet", ("softmax", "crosr")),),
         quick=Budget(epochs=2, train=1000, test=200, batch_size=32, learning_rate=0.05), tail_size={"mnist_cnn": 5},
+        backbones={"mnist": "mnist_cnn"},  # the paper's 9-conv network is slow for a test; its 28x28 digits unpadded
     )
     run = tmp_path / "run"
     text = Runner(experiment, run, quick=True, only=["svhn", "mnist", "cifar+10"], source="local",
@@ -409,11 +411,51 @@ def test_each_class_split_trial_trains_its_own_networks_on_its_own_split(tmp_pat
     for trial in (1, 3):
         split = protocols.make_class_separation("mnist", trial, data_dir=data_dir)
         keep = subsample(len(split.x_train), runner.limit("train"), runner.seed + trial)
-        for variant in ("supervised", "dhrnet"):
-            expected.append((f"mnist-t{trial}-mnist_cnn-{variant}", fingerprint(split.x_train[keep]),
+        digits = split.x_train[keep]
+        assert digits.shape[1:] == (28, 28, 1)
+        for variant in ("supervised", "dhrnet"):  # the paper's Table 5 network, on digits zero-padded to its 32x32
+            expected.append((f"mnist-t{trial}-neal_cnn-{variant}", fingerprint(datasets.pad_images(digits, (32, 32))),
                              fingerprint(split.y_train[keep]), 6))
     assert trained == expected
     assert expected[0][1] != expected[2][1]  # the two trials see other images
+
+
+def test_class_split_uses_the_papers_table5_network_unless_told_otherwise():
+    split = get_experiment("class-split")
+    assert {n.backbone for n in split.networks} == {"neal_cnn"}
+    assert {split.backbone_for(n, d) for n in split.networks for d in split.evaluations} == {"neal_cnn"}
+    ours = dataclasses.replace(split, backbones={"mnist": "mnist_cnn"})
+    assert [ours.backbone_for(n, "mnist") for n in ours.networks] == ["mnist_cnn", "mnist_cnn"]
+    assert [ours.backbone_for(n, "cifar10") for n in ours.networks] == ["neal_cnn", "neal_cnn"]
+
+
+@pytest.mark.parametrize("name, backbones, message", [
+    ("class-split", {"fashion": "mnist_cnn"}, r"backbones= names \['fashion'\], not among class-split's data sets"),
+    ("class-split", {"mnist": "lenet"}, r"backbones= names unknown backbones \['lenet'\]; valid names are "),
+    ("mnist-outliers", {"mnist": "neal_cnn"}, "mnist-outliers is not one"),
+])
+def test_backbones_that_name_nothing_are_refused(tmp_path, name, backbones, message):
+    experiment = dataclasses.replace(get_experiment(name), backbones=backbones)
+    with pytest.raises(ValueError, match=message):
+        Runner(experiment, tmp_path / "run", verbose=0)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_class_split_directory_of_another_backbone_is_not_resumed(tmp_path):
+    Runner("class-split", tmp_path, only=["mnist"], verbose=0).workspace.open()
+    record = {"backbone": "mnist_cnn", "variant": "dhrnet", "epochs": 10, "train_samples": 36017, "batch_size": 128,
+              "learning_rate": 0.05, "wall_time_s": 1.0, "backend": "tensorflow", "resumed_at_epoch": 0}
+    (tmp_path / "results.json").write_text(json.dumps({"mnist-t0-mnist_cnn-dhrnet/training": record}))
+    with pytest.raises(ValueError, match=re.escape(
+            f"{tmp_path} holds mnist networks trained on mnist_cnn (mnist-t0-mnist_cnn-dhrnet); this run trains "
+            "mnist on neal_cnn. Resume it with the experiment's backbones={'mnist': 'mnist_cnn'}, or choose "
+            "another output directory.")):
+        Runner("class-split", tmp_path, only=["mnist"], verbose=0)
+    with pytest.raises(ValueError, match="holds mnist networks trained on mnist_cnn"):
+        Runner("class-split", tmp_path, verbose=0)  # every data set, MNIST among them
+    ours = dataclasses.replace(get_experiment("class-split"), backbones={"mnist": "mnist_cnn"})
+    assert Runner(ours, tmp_path, only=["mnist"], verbose=0).evaluations == ("mnist",)
+    assert Runner("class-split", tmp_path, only=["cifar10"], verbose=0).evaluations == ("cifar10",)
 
 
 @pytest.mark.parametrize("trials", [[5], [-1], [], [1, 1], [True], [0.0]])

@@ -9,6 +9,7 @@ laid out as ``shared/data/MANIFEST.md``. Nothing is ever written into ``data_dir
 
 from keras_crosr.datasets._source import ENV_VAR
 from keras_crosr.datasets._source import DatasetNotFoundError
+from keras_crosr.datasets._images import pad_images
 from keras_crosr.datasets.cifar import CIFAR10_CLASS_NAMES
 from keras_crosr.datasets.cifar import load_cifar10
 from keras_crosr.datasets.cifar import load_cifar100

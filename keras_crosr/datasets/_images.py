@@ -1,4 +1,4 @@
-"""Shared image helpers: uint8 -> float32, JPEG-bytes decoding, class / index selection."""
+"""Shared image helpers: uint8 -> float32, zero-padding, JPEG-bytes decoding, class / index selection."""
 
 import io
 
@@ -15,6 +15,20 @@ def to_float(images):
     out = images.astype(np.float32)
     out /= np.float32(255.0)
     return out
+
+
+def pad_images(images, size):
+    """Zero-pads images ``(n, H, W, C)`` to ``size = (H', W')`` around their centre (an odd margin puts the extra
+    row / column at the bottom / right), e.g. MNIST's 28x28 digits to a 32x32 network's input."""
+    images = np.asarray(images)
+    if images.ndim != 4:
+        raise ValueError(f"expected images of shape (n, H, W, C), got shape {images.shape}")
+    height, width = (int(s) for s in size)
+    if height < images.shape[1] or width < images.shape[2]:
+        raise ValueError(f"cannot pad images of size {images.shape[1:3]} to the smaller size {(height, width)}")
+    top, left = (height - images.shape[1]) // 2, (width - images.shape[2]) // 2
+    margins = ((0, 0), (top, height - images.shape[1] - top), (left, width - images.shape[2] - left), (0, 0))
+    return np.pad(images, margins)
 
 
 def select(labels, classes=None, indices=None, *, num_classes, dataset):

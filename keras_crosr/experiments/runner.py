@@ -28,6 +28,7 @@ import numpy as np
 
 from keras_crosr import datasets, metrics, openset, protocols
 from keras_crosr._validation import is_integer
+from keras_crosr.backbones import BACKBONES, get_backbone
 from keras_crosr.dhrnet import build_dhrnet, compile_dhrnet, dhrnet_targets, inference_model
 from keras_crosr.experiments import report
 from keras_crosr.experiments.config import get_experiment
@@ -139,6 +140,15 @@ def _seeded_subset(x, n, seed):
     return x[subsample(len(x), n, seed)]
 
 
+def _fit_images(images, backbone):
+    """``images`` zero-padded to ``backbone``'s input size where they are smaller (MNIST's 28x28 digits on Neal
+    et al.'s 32x32 network), else as they are."""
+    size = get_backbone(backbone).input_shape[:2]
+    if all(have >= want for have, want in zip(images.shape[1:3], size)):
+        return images
+    return datasets.pad_images(images, size)
+
+
 def make_detector(head, *, tail_size=20, alpha=None, seed=0):
     """The unfitted detector of a head name (see :class:`~keras_crosr.experiments.config.Network`)."""
     if head == "softmax":
@@ -231,6 +241,7 @@ class Runner:
             check_methods(self)
         self.problems = []
         self.workspace = Workspace(output_dir, self.settings())
+        self._check_backbones()
 
     def settings(self):
         """What the trained networks and the evaluated samples depend on (recorded in the run's ``run.json``)."""
@@ -238,6 +249,34 @@ class Runner:
         training.pop("epochs")
         return {"experiment": self.experiment.name, "quick": self.quick, "seed": self.seed, "epochs": self.epochs,
                 "train": self.limit("train"), "test": self.limit("test"), **training}
+
+    def _check_backbones(self):
+        """Refuses ``Experiment.backbones`` that name what does not exist, and a run directory whose networks of a
+        data set to evaluate were trained on another backbone: its trials would be averaged with ours."""
+        backbones = self.experiment.backbones
+        if backbones and self.experiment.kind != "class_split":
+            raise ValueError(f"backbones= replaces the networks' backbone per data set of a class separation; "
+                             f"{self.experiment.name} is not one (set the backbone of its networks instead)")
+        unknown = sorted(set(backbones) - {str(e) for e in self.experiment.evaluations})
+        if unknown:
+            raise ValueError(f"backbones= names {unknown}, not among {self.experiment.name}'s data sets "
+                             f"{list(self.experiment.evaluations)}")
+        unknown = sorted(set(backbones.values()) - set(BACKBONES))
+        if unknown:
+            raise ValueError(f"backbones= names unknown backbones {unknown}; valid names are {sorted(BACKBONES)}")
+        asked = {str(d).replace("+", "plus"): (d, {self.experiment.backbone_for(n, d) for n in self.networks})
+                 for d in self.evaluations}
+        for key, record in sorted(self.workspace.results.items()):
+            if not key.endswith("/training") or key.split("-t", 1)[0] not in asked:
+                continue
+            dataset, backbones = asked[key.split("-t", 1)[0]]
+            if record.get("backbone") not in backbones:
+                raise ValueError(
+                    f"{self.workspace.path} holds {dataset} networks trained on {record.get('backbone')} "
+                    f"({key[: -len('/training')]}); this run trains {dataset} on {', '.join(sorted(backbones))}. "
+                    f"Resume it with the experiment's backbones={{{dataset!r}: {record.get('backbone')!r}}}, or "
+                    "choose another output directory."
+                )
 
     # -- helpers -----------------------------------------------------------------------------------------------
 
@@ -381,11 +420,11 @@ class Runner:
         self.workspace.record(key, {**{k: (round(v, 4) if isinstance(v, float) else v) for k, v in scores.items()},
                                     "detector": detector.get_params()})  # what the result was made with
 
-    def _pending_heads(self, prefix, *, backbone, dataset):
+    def _pending_heads(self, prefix, *, dataset):
         """``{network: heads not yet recorded under {prefix}/{variant}/{head}}`` for the networks with any."""
         pending = {
-            network: [h for h in network.heads if h not in self.skip_heads
-                      and not self.finished(f"{prefix}/{network.variant}/{h}", h, backbone, dataset)]
+            network: [h for h in network.heads if h not in self.skip_heads and not self.finished(
+                f"{prefix}/{network.variant}/{h}", h, self.experiment.backbone_for(network, dataset), dataset)]
             for network in self.networks
         }
         return {network: heads for network, heads in pending.items() if heads}
@@ -488,11 +527,9 @@ class Runner:
 
     def _run_class_split(self):
         for dataset in self.evaluations:
-            backbone = "mnist_cnn" if dataset == "mnist" else "neal_cnn"
-            where = {"backbone": backbone, "dataset": dataset}
             for trial in self.trials:
                 prefix = f"{dataset}/trial{trial}"
-                pending = self._pending_heads(prefix, **where)
+                pending = self._pending_heads(prefix, dataset=dataset)
                 if not pending:
                     continue
                 try:
@@ -509,11 +546,14 @@ class Runner:
                 x_known, y_known = split.x_test_known[keep_k], split.y_test_known[keep_k]
                 x_unknown = split.x_test_unknown[keep_u]
                 for network, missing in pending.items():  # a network whose evaluations are all recorded is not loaded
+                    backbone = self.experiment.backbone_for(network, dataset)
+                    where = {"backbone": backbone, "dataset": dataset}
                     key = f"{dataset.replace('+', 'plus')}-t{trial}-{backbone}-{network.variant}"
-                    model = self.train(key, backbone, network.variant, x_train, y_train, split.num_known)
+                    images = [_fit_images(x, backbone) for x in (x_train, x_known, x_unknown)]
+                    model = self.train(key, backbone, network.variant, images[0], y_train, split.num_known)
                     if model is None:
                         continue
-                    feats = self.features(key, model, {"train": x_train, "known": x_known, "unknown": x_unknown})
+                    feats = self.features(key, model, dict(zip(("train", "known", "unknown"), images)))
                     self._closed_set(f"{prefix}/{network.variant}", feats["known"]["logits"], y_known)
                     heads = self.fit_heads(network, feats["train"], y_train, heads=missing, **where)
                     self._evaluate_heads(f"{prefix}/{network.variant}", heads, feats, y_known, None, **where)
@@ -525,7 +565,7 @@ class Runner:
             for trial in self.trials:
                 setting = f"4/{4 + num_unknown}"
                 prefix = f"{setting}/seed{self.seed + trial}"
-                pending = self._pending_heads(prefix, **where)
+                pending = self._pending_heads(prefix, dataset="dbpedia")
                 if not pending:
                     continue
                 split, vocabulary = protocols.make_dbpedia_split(
