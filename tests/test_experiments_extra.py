@@ -1,6 +1,8 @@
 """The runtime (Table 7) and samples (Fig. 6) experiments, run through the Runner on tiny budgets."""
 
 import dataclasses
+import json
+from pathlib import Path
 
 import keras
 import matplotlib.image
@@ -183,6 +185,17 @@ def test_samples_experiment_draws_each_method(tmp_path, data_dir, capsys):
         assert record["left_half_unknown"] == pytest.approx(np.mean(left >= 100), abs=1e-4)
         wrong = (left < 100) & (detector.predict({k: v[left] for k, v in scored.items()}) != labels[left])
         assert record["left_half_misclassified_known"] == pytest.approx(np.mean(wrong), abs=1e-4)
+
+    # the samples notebook's table of a recorded run reads these records
+    notebook = json.loads((Path(__file__).parents[1] / "notebooks" / "samples.ipynb").read_text())
+    cell = next("".join(c["source"]) for c in notebook["cells"] if "load_recorded(" in "".join(c["source"])
+                and "show_table(" in "".join(c["source"]))
+    shown = []
+    exec(cell, {"load_recorded": lambda *paths: (paths[0], results), "show_table": lambda *table: shown.append(table)})
+    (header, rows), = shown
+    assert [row[0] for row in rows] == sorted(results["figures"]) and all(len(row) == len(header) for row in rows)
+    record = results["samples/mnist_cnn-dhrnet/crosr/omniglot"]
+    assert rows[0][1:] == [f"{record['left_half_unknown']:.0%}", f"{record['top_half_unknown']:.0%}", 100, 100]
 
     capsys.readouterr()
     again = Runner(experiment, tmp_path, quick=True, source="local", data_dir=data_dir, verbose=1)
