@@ -113,6 +113,27 @@ def test_pad_images_centres_and_keeps_the_pixels():
         datasets.pad_images(digits[0], (32, 32))
 
 
+@pytest.mark.parametrize("load", [
+    lambda d: datasets.load_mnist(source="local", data_dir=d),
+    lambda d: datasets.load_omniglot(source="local", data_dir=d),
+    lambda d: datasets.load_cifar10(source="local", data_dir=d),
+    lambda d: datasets.load_cifar100(source="local", data_dir=d),
+    lambda d: datasets.load_svhn("test", source="local", data_dir=d),
+    lambda d: datasets.load_tinyimagenet(source="local", data_dir=d),
+    lambda d: datasets.load_tinyimagenet("val", source="local", data_dir=d),
+    lambda d: datasets.load_imagenet_resize(data_dir=d),
+    lambda d: datasets.load_lsun_crop(data_dir=d),
+    lambda d: datasets.load_lsun_resize(data_dir=d),
+    lambda d: datasets.load_dbpedia_text(data_dir=d),
+])
+def test_a_missing_local_file_is_named_and_documented_in_data_md(tmp_path, load):
+    with pytest.raises(datasets.DatasetNotFoundError) as error:
+        load(tmp_path)
+    missing = re.search(rf"local file not found: {re.escape(str(tmp_path))}/(\S+)\. ", str(error.value)).group(1)
+    assert "DATA.md" in str(error.value)
+    assert f"`{missing}" in (Path(__file__).parents[1] / "DATA.md").read_text()  # the user's reference
+
+
 def test_unknown_name_split_and_source():
     with pytest.raises(ValueError, match="unknown data set 'imagenet'.*mnist"):
         datasets.load("imagenet")

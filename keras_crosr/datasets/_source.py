@@ -1,4 +1,4 @@
-"""Where a data set comes from: a local file in the layout of ``shared/data/MANIFEST.md`` or tensorflow-datasets.
+"""Where a data set comes from: a local file in the layout of keras-crosr's ``DATA.md`` or tensorflow-datasets.
 
 ``source="local"`` reads ``<data_dir>/<file>`` where ``data_dir`` is the argument or ``$KERAS_CROSR_DATA``;
 ``source="tfds"`` loads the tensorflow-datasets build (downloaded by tfds into its own folder, never into
@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 ENV_VAR = "KERAS_CROSR_DATA"
+LAYOUT = "files laid out as in DATA.md of github.com/keras-crosr/keras-crosr"
 SOURCES = ("auto", "tfds", "local")
 
 
@@ -48,7 +49,7 @@ def _missing_message(dataset, filename, root):
     where = f"{root / filename}" if root is not None else f"<data_dir>/{filename} (no data_dir given)"
     return (
         f"{dataset}: local file not found: {where}. Pass data_dir= or set the environment variable "
-        f"{ENV_VAR} to a folder holding {filename!r} in the layout of shared/data/MANIFEST.md"
+        f"{ENV_VAR} to a folder holding {filename!r} ({LAYOUT})"
     )
 
 
@@ -79,7 +80,7 @@ def resolve(dataset, filename, *, source="auto", data_dir=None, tfds_name=None):
         online = f", or pass source='tfds' to load {tfds_name!r} from tensorflow-datasets" if tfds_name else ""
         raise DatasetNotFoundError(
             f"{dataset}: {origin}={root} is not an existing folder; give the folder holding {filename!r} "
-            f"(layout of shared/data/MANIFEST.md){online}"
+            f"({LAYOUT}){online}"
         )
     path = root / filename if root is not None else None
     local_ok = path is not None and path.exists()
@@ -91,7 +92,7 @@ def resolve(dataset, filename, *, source="auto", data_dir=None, tfds_name=None):
         if source == "tfds":
             raise DatasetNotFoundError(
                 f"{dataset} is not available from tensorflow-datasets; use source='local' with its "
-                f"{filename!r} in data_dir or ${ENV_VAR} (layout of shared/data/MANIFEST.md)"
+                f"{filename!r} in data_dir or ${ENV_VAR} ({LAYOUT})"
             )
         raise DatasetNotFoundError(
             _missing_message(dataset, filename, root) + "; tensorflow-datasets does not provide it"
@@ -104,7 +105,7 @@ def resolve(dataset, filename, *, source="auto", data_dir=None, tfds_name=None):
     if source == "auto" and root is not None:
         warnings.warn(
             f"{dataset}: {path} not found; loading {tfds_name!r} from tensorflow-datasets instead. Add the file "
-            "(layout of shared/data/MANIFEST.md), or pass source='tfds' to load it online without this warning.",
+            f"({LAYOUT}), or pass source='tfds' to load it online without this warning.",
             stacklevel=3,
         )
     return "tfds", tfds_name
@@ -126,7 +127,7 @@ def load_npz(path, keys, *, dataset):
             if missing:
                 raise ValueError(
                     f"{dataset}: archive {path} lacks the arrays {missing} (has {archive.files}); "
-                    "expected the layout of shared/data/MANIFEST.md"
+                    f"expected {LAYOUT}"
                 )
             return {k: archive[k] for k in keys}
     except (zipfile.BadZipFile, EOFError, OSError) as err:
@@ -153,7 +154,7 @@ def tfds_arrays(tfds_name, split, keys):
     except Exception as err:  # tfds raises network, download and import errors of many kinds
         raise DatasetNotFoundError(
             f"tensorflow-datasets could not load {tfds_name!r} ({type(err).__name__}: {err}); without a network, "
-            f"give the local file instead (data_dir= or ${ENV_VAR}, layout of shared/data/MANIFEST.md)"
+            f"give the local file instead (data_dir= or ${ENV_VAR}; {LAYOUT})"
         ) from err
     chunks = {k: [] for k in keys}
     for batch in tfds.as_numpy(ds.batch(1024)):

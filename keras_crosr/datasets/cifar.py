@@ -1,6 +1,6 @@
 """CIFAR-10 and CIFAR-100 (the unknowns of the CIFAR+10 / CIFAR+50 class-separation protocols).
 
-Local archives use the JPEG-bytes layout of ``shared/data/MANIFEST.md``: ``<split>_jpeg`` (all JPEG files
+Local archives use the JPEG-bytes layout of keras-crosr's ``DATA.md``: ``<split>_jpeg`` (all JPEG files
 joined), ``<split>_offsets`` (n + 1 int64) and ``y_<split>``. The offline ``cifar10_jpeg.npz`` holds the real
 CIFAR-10 images re-encoded as JPEG quality 75, so pixels differ slightly from the original pickles; it is sorted by
 (split, class, file name). ``cifar100_jpeg.npz`` (not shipped offline) is read in the same layout, fine labels.

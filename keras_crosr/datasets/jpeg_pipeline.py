@@ -61,7 +61,7 @@ def jpeg_archive_dataset(
     targets="labels",
     dataset="JPEG archive",
 ):
-    """A batched ``tf.data.Dataset`` decoding archives in the JPEG-bytes layout of ``shared/data/MANIFEST.md``.
+    """A batched ``tf.data.Dataset`` decoding archives in the JPEG-bytes layout of keras-crosr's ``DATA.md``.
 
     Args:
         archives: path of one ``.npz`` archive, or a list of them read as one split (Tiny ImageNet's parts).
@@ -101,8 +101,8 @@ def jpeg_archive_dataset(
     missing = [str(path) for path in paths if not Path(path).is_file()]
     if missing:
         raise _source.DatasetNotFoundError(
-            f"{dataset}: missing archives {missing}; set {_source.ENV_VAR} or data_dir= to the folder laid out as "
-            "shared/data/MANIFEST.md"
+            f"{dataset}: missing archives {missing}; set {_source.ENV_VAR} or data_dir= to the folder holding "
+            f"them ({_source.LAYOUT})"
         )
     labels = [_images.read_labels(path, split, dataset=dataset) for path in paths]
     all_labels = np.concatenate(labels)

@@ -5,7 +5,7 @@ archives store them; ``label_order="sorted"`` numbers them by sorted wnid, the o
 ``torchvision.datasets.ImageFolder`` in which the published open-set splits (Neal et al. 2018, as distributed
 with ARPL and "Open-set recognition: a good closed-set classifier is all you need") are written.
 
-Local files (``shared/data/MANIFEST.md``): ``tinyimagenet_train/tinyimagenet_train_part{0..3}.npz`` (part =
+Local files (keras-crosr's ``DATA.md``): ``tinyimagenet_train/tinyimagenet_train_part{0..3}.npz`` (part =
 wnids label // 50, 25,000 images each), ``tinyimagenet_val.npz`` (10,000, 50 per class) and
 ``tinyimagenet_test.npz`` (10,000 unlabelled test images plus the crop corners ``crop_yx``). tensorflow-datasets
 has no Tiny ImageNet, so these loaders are local only.
@@ -88,7 +88,7 @@ def load_tinyimagenet(
         if missing:
             raise _source.DatasetNotFoundError(
                 f"Tiny ImageNet: missing training parts {missing}; set {_source.ENV_VAR} or data_dir= to the "
-                "folder laid out as shared/data/MANIFEST.md"
+                f"folder holding them ({_source.LAYOUT})"
             )
     else:
         paths = [path]
