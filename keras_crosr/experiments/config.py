@@ -206,8 +206,9 @@ EXPERIMENTS = {
             reproduces="Table 5",
             dataset="mnist",
             networks=(
-                # "Our backbone network was the same as the one used in [27] [...] nine convolutional layers
-                # and one fully connected layer": MNIST too, its digits zero-padded to the network's 32x32.
+                # "Our backbone network was the same as the one used in [27] that consists of nine
+                # convolutional layers and one fully connected layers" (sic): MNIST too, its digits
+                # zero-padded to the network's 32x32.
                 Network("neal_cnn", "supervised", _OPENMAX_HEADS),
                 Network("neal_cnn", "dhrnet", _CROSR_HEADS),
             ),
