@@ -264,6 +264,8 @@ class Runner:
         unknown = sorted(set(backbones.values()) - set(BACKBONES))
         if unknown:
             raise ValueError(f"backbones= names unknown backbones {unknown}; valid names are {sorted(BACKBONES)}")
+        if self.experiment.kind != "class_split":
+            return
         asked = {str(d).replace("+", "plus"): (d, {self.experiment.backbone_for(n, d) for n in self.networks})
                  for d in self.evaluations}
         for key, record in sorted(self.workspace.results.items()):
