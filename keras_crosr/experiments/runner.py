@@ -269,10 +269,8 @@ class Runner:
         asked = {str(d).replace("+", "plus"): (d, {self.experiment.backbone_for(n, d) for n in self.networks})
                  for d in self.evaluations}
         for key, record in sorted(self.workspace.results.items()):
-            if not key.endswith("/training") or key.split("-t", 1)[0] not in asked:
-                continue
-            dataset, backbones = asked[key.split("-t", 1)[0]]
-            if record.get("backbone") not in backbones:
+            dataset, backbones = asked.get(key.split("-t", 1)[0], (None, ()))
+            if key.endswith("/training") and dataset is not None and record.get("backbone") not in backbones:
                 raise ValueError(
                     f"{self.workspace.path} holds {dataset} networks trained on {record.get('backbone')} "
                     f"({key[: -len('/training')]}); this run trains {dataset} on {', '.join(sorted(backbones))}. "
