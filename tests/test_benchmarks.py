@@ -1,6 +1,7 @@
 """The benchmark scripts' input checks (the benchmarks themselves run outside the test suite)."""
 
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
@@ -21,3 +22,24 @@ def test_ocsvm_gamma_reads_the_variant_of_a_runner_features_file():
     assert bench.feature_variant(Path("features/mnist_cnn-dhrnet.npz")) == "dhrnet"
     with pytest.raises(SystemExit, match="not a features file of the runner"):
         bench.feature_variant(Path("features/latents.npz"))
+
+
+def _recorded_reports():
+    """``(experiment name, results JSON)`` of every recorded experiment run with its Markdown report beside it
+    (the file name starts with the experiment's name; the benchmarks' own results are rendered by their scripts)."""
+    from keras_crosr.experiments import EXPERIMENTS
+
+    for path in sorted(BENCHMARKS.glob("results/**/*.json")):
+        names = [name for name in EXPERIMENTS if path.stem.startswith(name)]
+        if names and path.with_suffix(".md").is_file():
+            yield pytest.param(max(names, key=len), path, id=str(path.relative_to(BENCHMARKS / "results")))
+
+
+@pytest.mark.parametrize("name, path", _recorded_reports())
+def test_a_recorded_experiment_report_is_what_its_results_render_to(name, path):
+    """Each recorded report is ``python -m keras_crosr report NAME FILE.json`` today: the Markdown says what the
+    code says of the recorded numbers, not what an older report once said."""
+    from keras_crosr.experiments import get_experiment, report
+
+    rendered = report.render(get_experiment(name), json.loads(path.read_text()))
+    assert rendered == path.with_suffix(".md").read_text()

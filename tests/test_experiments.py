@@ -506,8 +506,20 @@ def test_report_of_class_split_averages_trials():
     results["mnist/trial2/dhrnet/crosr"] = {"status": "failed", "message": "diverged"}
     text = report.render(experiment, results)
     row = next(line for line in text.splitlines() if line.startswith("| dhrnet | crosr |"))
-    assert f"{np.mean([0.9, 0.8]):.3f} ± {np.std([0.9, 0.8]):.3f} (n=2)" in row
+    assert "0.850 ± 0.050 (n=2)" in row  # the trials' own spread (ddof=0; ddof=1 would give 0.071), as the header says
+    assert "mean ± std (population, ddof=0)" in text
     assert "mnist/trial2/dhrnet/crosr: diverged" in text
+
+
+def test_report_of_class_split_names_networks_trained_on_another_backbone():
+    experiment = get_experiment("class-split")  # its networks: neal_cnn, the paper's Table 5 backbone
+    record = {"variant": "dhrnet", "epochs": 1, "train_samples": 10, "wall_time_s": 1.0, "backend": "tensorflow"}
+    results = {"mnist-t0-mnist_cnn-dhrnet/training": {**record, "backbone": "mnist_cnn"},
+               "cifarplus10-t0-neal_cnn-dhrnet/training": {**record, "backbone": "neal_cnn"}}
+    caveats = report.render(experiment, results).split("Caveats:")[1]
+    assert "- mnist: networks trained on mnist_cnn, not on neal_cnn" in caveats
+    assert "cifar+10:" not in caveats  # trained on the experiment's own backbone
+    assert "networks trained on" not in report.render(experiment, {}).split("Caveats:")[1]
 
 
 def test_report_lists_the_papers_methods_we_do_not_run():

@@ -61,10 +61,27 @@ def _outliers(experiment, results):
 
 
 def _mean_std(values):
+    """``"mean ± std (n=...)"`` of the values present; the std of the trials themselves (``ddof=0``)."""
     values = [v for v in values if v is not None]
     if not values:
         return "–"
     return f"{np.mean(values):.3f} ± {np.std(values):.3f} (n={len(values)})"
+
+
+def _other_backbones(experiment, results):
+    """Class separation: which data sets' recorded networks were trained on another backbone than the
+    experiment's networks (``Experiment.backbones``), as their training records say."""
+    if experiment.kind != "class_split":
+        return []
+    own = sorted({network.backbone for network in experiment.networks})
+    datasets = {str(d).replace("+", "plus"): str(d) for d in experiment.evaluations}
+    others = {}
+    for key, record in results.items():
+        dataset = datasets.get(key.split("-t", 1)[0])
+        if key.endswith("/training") and dataset is not None and record.get("backbone") not in own:
+            others.setdefault(dataset, set()).add(record.get("backbone"))
+    return [f"{dataset}: networks trained on {', '.join(sorted(others[dataset]))}, not on {', '.join(own)}, the "
+            "backbone of the experiment's networks" for dataset in datasets.values() if dataset in others]
 
 
 def _class_split(experiment, results):
@@ -81,7 +98,7 @@ def _class_split(experiment, results):
             "–" if d not in scores else (f"{scores[d][0]:.3f}" + (f" ± {scores[d][1]:.3f}" if scores[d][1] else ""))
             for d in experiment.evaluations
         ])
-    return ["### AUROC of unknown detection, mean ± std over the published trials (Table 5)\n\n"
+    return ["### AUROC of unknown detection, mean ± std (population, ddof=0) over the published trials (Table 5)\n\n"
             + _table(["training", "detector", *experiment.evaluations], rows)]
 
 
@@ -179,8 +196,9 @@ def render(experiment, results, *, settings=None, problems=()):
                 "samples": _samples}[experiment.kind](experiment, results)
     lines += ["\n\n".join(sections), ""]
     unavailable = {k.split("/", 1)[1]: v for k, v in results.items() if k.startswith("unavailable/")}
-    notes = [*experiment.caveats, *(f"{name} not evaluated: {why}" for name, why in unavailable.items()),
-             *problems, *_failures(experiment, results)]
+    notes = [*experiment.caveats, *_other_backbones(experiment, results),
+             *(f"{name} not evaluated: {why}" for name, why in unavailable.items()), *problems,
+             *_failures(experiment, results)]
     if notes:
         lines += ["Caveats:", *[f"- {note}" for note in notes], ""]
     return "\n".join(lines)
