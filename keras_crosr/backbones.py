@@ -210,7 +210,8 @@ def densenet92(depth=92, growth_rate=24, bottleneck=False, initial_channels=None
         stage 2: transition 1, dense block 2        -> x_2 (H/2, W/2, c2)   c2 = c1 + 696 = 1408
         stage 3: transition 2, dense block 3        -> x_3 (H/4, W/4, c3)   c3 = c2 + 696 = 2104
 
-    Default input ``(32, 32, 3)``, latent 32.
+    Default input ``(32, 32, 3)``, latent 32. The decoder's 3x3 convolutions run at these widths, so the
+    DHRNet (10 classes) has 91.3M parameters to the classifier's 22.6M (LadderNet: 88.8M).
     """
     n_layers = densenet_layers_per_block(depth, bottleneck)
     if not is_integer(growth_rate, 1):

@@ -55,13 +55,20 @@ def _resolve_backbone(backbone, input_shape, vocab_size, max_length):
     return backbone
 
 
+def _as_shape(input_shape):
+    """``input_shape`` (a sequence or array of sizes) as a tuple; a ``ValueError`` for a number or a string."""
+    if isinstance(input_shape, (str, bytes)) or not hasattr(input_shape, "__iter__"):
+        raise ValueError(f"`input_shape` must be a sequence of sizes, e.g. (28, 28, 1); received {input_shape!r}.")
+    return tuple(input_shape)
+
+
 def _resolve_input_shape(backbone, input_shape, max_length):
     if backbone.input_kind == TEXT:
         lengths = {} if max_length is None else {"max_length": max_length}
         for source, given in (("input_shape", input_shape), (f"backbone {backbone.name!r}", backbone.input_shape)):
             if given is None:
                 continue
-            given = tuple(given)
+            given = _as_shape(given)
             if len(given) != 1:
                 raise ValueError(
                     f"Backbone {backbone.name!r} takes text, token ids of shape (max_length,), but was given the "
@@ -74,7 +81,7 @@ def _resolve_input_shape(backbone, input_shape, max_length):
         if max_length is None:
             raise ValueError(f"The text backbone {backbone.name!r} needs `max_length` (the padded text length).")
         return (positive_int(max_length, "max_length"),)
-    input_shape = backbone.input_shape if input_shape is None else tuple(input_shape)
+    input_shape = backbone.input_shape if input_shape is None else _as_shape(input_shape)
     if input_shape is None:
         raise ValueError(f"Backbone {backbone.name!r} has no default input shape: pass `input_shape=(H, W, C)`.")
     if len(input_shape) != 3:
@@ -150,7 +157,8 @@ def build_dhrnet(
         variant: ``"dhrnet"`` (bottleneck laterals), ``"laddernet"`` (identity laterals) or ``"supervised"``
             (classifier only: no laterals, no decoder, output ``logits`` only).
         dropout: rate of the dropout after every stage and before the classifier (the paper uses dropout in
-            intermediate layers instead of the ladder network's noise); 0 disables it.
+            intermediate layers instead of the ladder network's noise); the laterals read the dropped-out
+            stage outputs, as a ladder network's encoder reads its noisy ones. 0 disables it.
         vocab_size, max_length: text backbone only.
         name: model name (default ``"{variant}_{backbone}"``).
 
@@ -171,6 +179,9 @@ def build_dhrnet(
             "Keras layers would follow: call keras.config.set_image_data_format('channels_last') first."
         )
     num_classes = positive_int(num_classes, "num_classes")
+    if num_classes < 2:
+        raise ValueError("`num_classes` must be at least 2: a softmax over one class is constant, so the classifier "
+                         f"would learn nothing; received num_classes={num_classes}.")
     if not is_real(dropout) or not 0 <= dropout < 1:
         raise ValueError(f"`dropout` must be a rate in [0, 1); received dropout={dropout!r}.")
     dropout = float(dropout)

@@ -103,8 +103,12 @@ def _validate_labels(labels, n_samples, n_classes):
         raise ValueError(f"labels must be 1-D (n_samples,), got shape {labels.shape}")
     if labels.shape[0] != n_samples:
         raise ValueError(f"got {n_samples} feature rows but {labels.shape[0]} labels")
-    if labels.dtype.kind not in "iuf" or (labels.dtype.kind == "f" and np.any(labels != np.round(labels))):
+    if labels.dtype.kind not in "iuf":
         raise ValueError(f"labels must be integer class ids, got dtype {labels.dtype}")
+    fractional = (labels != np.round(labels)) if labels.dtype.kind == "f" else np.zeros(labels.shape, bool)
+    if np.any(fractional):
+        raise ValueError(f"labels must be integer class ids; got {int(fractional.sum())} non-integer values, "
+                         f"e.g. {labels[fractional][0]}")
     outside = (labels < 0) | (labels >= n_classes)
     if np.any(outside):
         raise ValueError(

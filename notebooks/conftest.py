@@ -23,7 +23,8 @@ def pytest_collection_modifyitems(config, items):
     root = os.environ.get("KERAS_CROSR_DATA")
     if root and (Path(root) / "MANIFEST.md").is_file():
         return
-    skip = pytest.mark.skip(reason="needs the real data sets: set KERAS_CROSR_DATA (see shared/data/MANIFEST.md)")
+    skip = pytest.mark.skip(reason="needs the complete offline data folder (files listed in DATA.md, recognised by its "
+                                   "MANIFEST.md): set KERAS_CROSR_DATA")
     for item in items:
         path = Path(str(item.fspath))
         if path.suffix == ".ipynb" and path.name not in _OFFLINE_NOTEBOOKS:

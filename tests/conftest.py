@@ -30,7 +30,8 @@ def data_dir():
     """Path of the real offline data sets; skips the test with the reason when they are absent."""
     root = shared_data_dir()
     if root is None:
-        pytest.skip("real data sets not found: set KERAS_CROSR_DATA or place ../shared/data beside the checkout")
+        pytest.skip("the complete offline data folder (files listed in DATA.md, recognised by its MANIFEST.md) was "
+                    "not found: set KERAS_CROSR_DATA or place ../shared/data beside the checkout")
     return root
 
 

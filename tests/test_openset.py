@@ -303,7 +303,8 @@ def test_crosr_needs_the_latent():
         (np.r_[np.zeros(179, int), -1], "outside"),
         (np.zeros(179, int), "180 feature rows but 179 labels"),
         (np.zeros((180, 1), int), "1-D"),
-        (np.full(180, 0.5), "integer class ids"),
+        (np.full(180, 0.5), r"integer class ids; got 180 non-integer values, e\.g\. 0\.5"),
+        (np.full(180, "a"), "integer class ids, got dtype <U1"),
     ],
 )
 def test_bad_labels(labels, message):
