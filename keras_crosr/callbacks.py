@@ -70,7 +70,9 @@ class OpenSetHead(keras.callbacks.Callback):
     Args:
         train_data: the training data, as a tuple `(x, y)` of arrays with integer labels `y` of shape `(n,)`,
             or an iterable of `(x, y)` batches (`tf.data.Dataset`, `keras.utils.PyDataset`, ...), where `y`
-            may be the target dict of `dhrnet_targets` (its `"logits"` entry holds the labels).
+            may be the target dict of `dhrnet_targets` (its `"logits"` entry holds the labels). Batches
+            `(x, y, sample_weight)` are taken too, their weights unused: every sample counts once in the
+            detector's fit, so leave out the samples that should not count rather than weighting them 0.
         detector: `"softmax"`, `"openmax"`, `"crosr"` (default parameters), or an unfitted detector
             instance, which is copied: `head.detector_` is the fitted copy.
         batch_size: batch size of the feature extraction and of the `predict*` methods.
