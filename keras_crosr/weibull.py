@@ -127,7 +127,8 @@ class WeibullModel:
         """libMR's ``MR.w_score``, for every model at once.
 
         Args:
-            x: scores broadcastable to `(..., n_models)`; column `j` is scored by model `j`.
+            x: scores broadcastable to `(..., n_models)`; column `j` is scored by model `j`. A scalar is
+                scored by every model (`(n_models,)`), as libMR's ``w_score(x)`` scores it by its one model.
 
         Returns:
             float64 array of the broadcast shape, in [0, 1]:
@@ -135,7 +136,9 @@ class WeibullModel:
             shifted value is negative.
         """
         x = np.asarray(x, dtype=np.float64)
-        if x.ndim == 0 or x.shape[-1] not in (1, self.n_models):
+        if x.ndim == 0:
+            x = x.reshape(1)
+        if x.shape[-1] not in (1, self.n_models):
             raise ValueError(f"`x` must broadcast to (..., {self.n_models}), got shape {x.shape}")
         # Computed model-major, `(n_models, ...)`: each pass then runs over contiguous scores with one
         # parameter per model, several times faster than broadcasting the parameters along the last axis.

@@ -267,6 +267,9 @@ def test_w_score_follows_the_weibull_cdf_by_hand():
     # broadcasting: one column scored by every model
     np.testing.assert_array_equal(model.w_score(x[:, :1]), model.w_score(np.repeat(x[:, :1], 2, axis=1)))
     assert np.isnan(model.w_score([[np.nan, 0.0]])[0, 0])
+    np.testing.assert_array_equal(model.w_score(5.0), model.w_score([[5.0, 5.0]])[0])  # a scalar: every model
+    with pytest.raises(ValueError, match=r"must broadcast to \(\.\.\., 2\), got shape \(3,\)"):
+        model.w_score([1.0, 2.0, 3.0])
 
 
 def test_w_score_is_elementwise_so_batching_does_not_matter():
@@ -347,5 +350,3 @@ def test_w_score_checks_the_number_of_models():
     model = WeibullModel([1.0, 2.0], [1.0, 1.0], 1.0, [0.0, 0.0])
     with pytest.raises(ValueError, match=r"broadcast to \(\.\.\., 2\)"):
         model.w_score(np.zeros((4, 3)))
-    with pytest.raises(ValueError, match="broadcast"):
-        model.w_score(1.0)
