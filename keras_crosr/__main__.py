@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from keras_crosr.experiments.config import EXPERIMENTS
+from keras_crosr.protocols import SPLITS
 
 
 def _parser():
@@ -40,6 +41,8 @@ def _parser():
     run.add_argument("--skip-heads", nargs="+", default=(), help="heads to leave for a later run (e.g. ocsvm)")
     run.add_argument("--trials", nargs="+", type=int, default=None,
                      help="restrict to these trials, 0-based (class-split; dbpedia when configured with several seeds)")
+    run.add_argument("--splits", default=SPLITS[0], choices=SPLITS,
+                     help="class-split trials: Neal et al.'s code (the paper's; default) or the ARPL lists")
     return parser
 
 
@@ -61,7 +64,7 @@ def main(argv=None):
     options = {"epochs": args.epochs, "seed": args.seed, "verbose": args.verbose, "quick": args.quick}
     if args.command == "run":
         options.update(source=args.source, data_dir=args.data_dir, only=args.only, networks=args.networks,
-                       skip_heads=args.skip_heads, trials=args.trials)
+                       skip_heads=args.skip_heads, trials=args.trials, splits=args.splits)
     try:
         runner = Runner(name, args.output or f"runs/{name}", **options)
     except ValueError as error:  # bad arguments, or a run directory made with other settings

@@ -2,10 +2,12 @@
 
 - **Outlier addition** (section 5, "MNIST" and "CIFAR-10"): the known test set plus outliers from another
   source, 1:1 by default, all outliers one "unknown" class with label ``N``.
-- **Class separation** (section 5, Table 5): some classes known, the rest unknown, over five trials, the paper
-  following the protocol of Neal et al. (ECCV 2018) without listing its trials; :data:`PUBLISHED_SPLITS` are the
-  five-trial splits attributed to Neal et al. as the later literature distributes them, which need not be the
-  exact trials the paper used.
+- **Class separation** (section 5, Table 5): some classes known, the rest unknown, over five trials; the paper
+  "exactly followed the evaluation protocols used in [27]" (Neal et al., ECCV 2018) without listing the trials.
+  ``splits="neal"`` (default) takes the trials of Neal et al.'s released code (:data:`NEAL_UNKNOWN`) for MNIST,
+  SVHN and CIFAR-10; ``splits="arpl"`` the five-trial lists the later literature distributes
+  (:data:`ARPL_SPLITS`), which also serve Tiny ImageNet and CIFAR+N under ``"neal"`` (Neal et al.'s code draws
+  those at random, in an order that cannot be recovered).
 - **DBpedia** (section 5, "DBpedia"): 4 random known classes and 10, 8, 4 or 0 random unknown classes.
 
 Every protocol returns an :class:`OpenSetSplit`: known classes relabelled ``0..K-1`` in the order given, the
@@ -19,13 +21,19 @@ import numpy as np
 from keras_crosr import datasets
 from keras_crosr.datasets._images import check_classes
 
-# The class-separation splits attributed to Neal et al. 2018, five trials each, as iCGY96/ARPL `split.py`
-# (`splits_2020`) distributes them; identical lists are in sgvaze/osr_closed_set_all_you_need
-# `data/open_set_splits/osr_splits.py`.
+# The unknown classes of the five trials of Neal et al.'s released code (github.com/lwneal/counterfactual-open-set,
+# generativeopenset/datasets/download_cifar10.py and download_svhn.py; the MNIST script of its forks says "Splits to
+# match the CIFAR and SVHN experiments"): the same for MNIST, SVHN and CIFAR-10, the other 6 classes known.
+NEAL_UNKNOWN = [[3, 6, 7, 8], [1, 2, 4, 6], [2, 3, 4, 9], [0, 1, 2, 6], [4, 5, 6, 9]]
+NEAL_DATASETS = ("mnist", "svhn", "cifar10")
+# The five-trial class-separation lists of iCGY96/ARPL `split.py` (`splits_2020`), attributed to Neal et al. by
+# the later literature but not those of Neal et al.'s code; identical lists are in sgvaze/osr_closed_set_all_you_need
+# `data/open_set_splits/osr_splits.py`. Their SVHN and CIFAR-10 trials 0 and 1 share the same known classes (in
+# another order), and so do the CIFAR+N trials 1 and 2.
 # "cifar+N": the known lists are CIFAR-10 classes ("cifar100" in ARPL), the unknown lists CIFAR-100 classes
 # ("cifar100-10" / "cifar100-50"). "tinyimagenet" ids are in sorted-wnid (torchvision ImageFolder) order.
 _CIFAR_PLUS_KNOWN = [[4, 7, 9, 1], [6, 7, 1, 9], [9, 6, 1, 7], [6, 4, 9, 1], [1, 0, 9, 8]]
-PUBLISHED_SPLITS = {
+ARPL_SPLITS = {
     "mnist": {
         "num_classes": 10,
         "known": [[2, 4, 5, 9, 8, 3], [3, 2, 6, 9, 4, 0], [5, 8, 3, 2, 4, 6], [3, 7, 8, 4, 0, 5], [6, 3, 4, 9, 8, 2]],
@@ -79,6 +87,7 @@ PUBLISHED_SPLITS = {
     },
 }  # fmt: skip
 NUM_TRIALS = 5
+SPLITS = ("neal", "arpl")
 DBPEDIA_NUM_KNOWN = 4
 DBPEDIA_NUM_UNKNOWN = (10, 8, 4, 0)  # the paper's 4/14, 4/12, 4/8 and 4/4 settings
 OUTLIER_SETS = {
@@ -242,18 +251,25 @@ def class_separation(
     )
 
 
-def published_split(dataset, trial):
-    """``(known_classes, unknown_classes)`` of trial ``trial`` (0..4) of a published class-separation split.
+def published_split(dataset, trial, splits="neal"):
+    """``(known_classes, unknown_classes)`` of trial ``trial`` (0..4) of a published class-separation benchmark.
 
-    ``dataset`` is a key of :data:`PUBLISHED_SPLITS`. Unknowns are the remaining classes, except for
-    ``"cifar+10"`` / ``"cifar+50"`` whose unknowns are CIFAR-100 classes. Tiny ImageNet ids are in sorted-wnid
-    order (see :func:`keras_crosr.datasets.tinyimagenet.sorted_to_wnids_labels`).
+    ``dataset`` is a key of :data:`ARPL_SPLITS`. ``splits="neal"``: MNIST, SVHN and CIFAR-10 trials of Neal et
+    al.'s code (the unknowns :data:`NEAL_UNKNOWN`, the known classes in ascending order), the others as
+    ``"arpl"``; ``"arpl"``: :data:`ARPL_SPLITS`. Unknowns are the remaining classes, except for ``"cifar+10"`` /
+    ``"cifar+50"`` whose unknowns are CIFAR-100 classes. Tiny ImageNet ids are in sorted-wnid order (see
+    :func:`keras_crosr.datasets.tinyimagenet.sorted_to_wnids_labels`). Known class ``known[i]`` gets label ``i``.
     """
-    if dataset not in PUBLISHED_SPLITS:
-        raise ValueError(f"no published split for {dataset!r}; known: {', '.join(PUBLISHED_SPLITS)}")
+    if dataset not in ARPL_SPLITS:
+        raise ValueError(f"no published split for {dataset!r}; known: {', '.join(ARPL_SPLITS)}")
+    if splits not in SPLITS:
+        raise ValueError(f"splits must be one of {SPLITS}, got {splits!r}")
     if trial not in range(NUM_TRIALS):
         raise ValueError(f"trial must be in 0..{NUM_TRIALS - 1}, got {trial!r}")
-    spec = PUBLISHED_SPLITS[dataset]
+    spec = ARPL_SPLITS[dataset]
+    if splits == "neal" and dataset in NEAL_DATASETS:
+        unknown = np.asarray(NEAL_UNKNOWN[trial], dtype=np.int64)
+        return np.setdiff1d(np.arange(spec["num_classes"]), unknown), unknown
     known = np.asarray(spec["known"][trial], dtype=np.int64)
     if "unknown" in spec:
         return known, np.asarray(spec["unknown"][trial], dtype=np.int64)
@@ -268,20 +284,21 @@ def random_class_split(num_classes, num_known, num_unknown, *, seed=0):
     return np.sort(order[:num_known]), np.sort(order[num_known : num_known + num_unknown])
 
 
-def make_class_separation(dataset, trial, *, source="auto", data_dir=None):
+def make_class_separation(dataset, trial, *, splits="neal", source="auto", data_dir=None):
     """Loads the data and builds trial ``trial`` of a published class-separation benchmark.
 
     ``dataset``: ``"mnist"``, ``"svhn"``, ``"cifar10"`` (6 known / 4 unknown), ``"cifar+10"``, ``"cifar+50"`` (4
     CIFAR-10 known, 10 / 50 CIFAR-100 unknown) or ``"tinyimagenet"`` (20 known / 180 unknown, val as test; the
     published sorted-wnid ids are applied to the archive's ``wnids.txt`` labels through the sorted-wnid remapping).
-    As in the published code, the whole test split of each class is used (no 1:1 balancing).
+    ``splits``: whose trials, ``"neal"`` or ``"arpl"`` (see :func:`published_split`). As in the published code,
+    the whole test split of each class is used (no 1:1 balancing).
 
     Returns:
         :class:`OpenSetSplit`.
     """
-    known, unknown = published_split(dataset, trial)
+    known, unknown = published_split(dataset, trial, splits)
     kw = {"source": source, "data_dir": data_dir}
-    name = f"{dataset} trial {trial}"
+    name = f"{dataset} trial {trial} ({splits} splits)"
     if dataset == "tinyimagenet":
         kw["label_order"] = "sorted"
         train = datasets.load_tinyimagenet("train", classes=known, **kw)

@@ -441,6 +441,37 @@ def test_backbones_that_name_nothing_are_refused(tmp_path, name, backbones, mess
     assert not (tmp_path / "run").exists()
 
 
+def test_class_split_runs_record_their_splits_and_older_runs_resume_as_arpl(tmp_path):
+    from keras_crosr.__main__ import _parser
+
+    runner = Runner("class-split", tmp_path / "new", only=["mnist"], verbose=0)
+    assert runner.settings()["splits"] == "neal"  # Neal et al.'s trials, which the paper follows
+    runner.workspace.open()
+    with pytest.raises(ValueError, match=r"splits='neal' \(asked: 'arpl'\)"):
+        Runner("class-split", tmp_path / "new", only=["mnist"], splits="arpl", verbose=0)
+    old = tmp_path / "old"  # the run.json of a run made before `splits` existed, on the ARPL lists
+    old.mkdir()
+    (old / "run.json").write_text(json.dumps({k: v for k, v in runner.settings().items() if k != "splits"}))
+    with pytest.raises(ValueError, match=r"splits='arpl' \(asked: 'neal'\)"):
+        Runner("class-split", old, only=["mnist"], verbose=0)
+    assert Runner("class-split", old, only=["mnist"], splits="arpl", verbose=0).splits == "arpl"
+    assert "splits" not in Runner("mnist-outliers", tmp_path / "outliers", verbose=0).settings()
+    with pytest.raises(ValueError, match=r"splits must be one of \('neal', 'arpl'\); got 'vaze'"):
+        Runner("class-split", tmp_path / "bad", splits="vaze", verbose=0)
+    assert _parser().parse_args(["run", "class-split", "--splits", "arpl"]).splits == "arpl"
+    assert _parser().parse_args(["run", "class-split"]).splits == "neal"
+
+
+def test_report_of_class_split_says_whose_splits_it_evaluated():
+    experiment = get_experiment("class-split")
+    neal = report.render(experiment, {}, settings={"splits": "neal"}).split("Caveats:")[1]
+    assert "- Splits: the trials of Neal et al.'s released code for MNIST, SVHN and CIFAR-10 (unknown classes " \
+           "[3, 6, 7, 8], [1, 2, 4, 6]" in neal
+    for settings in ({"splits": "arpl"}, None):  # a run recorded without its splits used the ARPL lists
+        assert "- Splits: the ARPL lists" in report.render(experiment, {}, settings=settings)
+    assert "Splits:" not in report.render(get_experiment("mnist-outliers"), {}, settings={"splits": "neal"})
+
+
 def test_a_class_split_directory_of_another_backbone_is_not_resumed(tmp_path):
     Runner("class-split", tmp_path, only=["mnist"], verbose=0).workspace.open()
     record = {"backbone": "mnist_cnn", "variant": "dhrnet", "epochs": 10, "train_samples": 36017, "batch_size": 128,

@@ -95,16 +95,17 @@ def test_class_separation_bad_class_lists(known, unknown, match):
         protocols.class_separation(x, y, x, y, known, unknown)
 
 
-def test_published_splits_are_the_neal_et_al_lists():
+@pytest.mark.parametrize("splits", ["neal", "arpl"])
+def test_published_splits_have_the_protocol_sizes(splits):
     sizes = {
         "mnist": (6, 4), "svhn": (6, 4), "cifar10": (6, 4), "cifar+10": (4, 10), "cifar+50": (4, 50),
         "tinyimagenet": (20, 180),
     }  # fmt: skip
-    assert set(protocols.PUBLISHED_SPLITS) == set(sizes)
+    assert set(protocols.ARPL_SPLITS) == set(sizes)
     for name, (n_known, n_unknown) in sizes.items():
-        spec = protocols.PUBLISHED_SPLITS[name]
+        spec = protocols.ARPL_SPLITS[name]
         for trial in range(protocols.NUM_TRIALS):
-            known, unknown = protocols.published_split(name, trial)
+            known, unknown = protocols.published_split(name, trial, splits)
             assert len(known) == n_known == len(set(known.tolist()))
             assert len(unknown) == n_unknown == len(set(unknown.tolist()))
             assert known.min() >= 0 and known.max() < spec["num_classes"]
@@ -113,17 +114,41 @@ def test_published_splits_are_the_neal_et_al_lists():
                 assert len(known) + len(unknown) == spec["num_classes"]
             else:
                 assert unknown.max() < 100
+
+
+def test_arpl_splits_are_the_lists_of_arpl_and_vaze_et_al():
     # Spot checks against ARPL split.py / osr_closed_set_all_you_need osr_splits.py.
-    np.testing.assert_array_equal(protocols.published_split("mnist", 0)[0], [2, 4, 5, 9, 8, 3])
-    np.testing.assert_array_equal(protocols.published_split("svhn", 4)[0], [4, 9, 2, 7, 1, 0])
-    np.testing.assert_array_equal(protocols.published_split("cifar10", 2)[0], [1, 5, 7, 3, 9, 4])
+    np.testing.assert_array_equal(protocols.published_split("mnist", 0, "arpl")[0], [2, 4, 5, 9, 8, 3])
+    np.testing.assert_array_equal(protocols.published_split("svhn", 4, "arpl")[0], [4, 9, 2, 7, 1, 0])
+    np.testing.assert_array_equal(protocols.published_split("cifar10", 2, "arpl")[0], [1, 5, 7, 3, 9, 4])
     np.testing.assert_array_equal(protocols.published_split("cifar+10", 1)[1], [41, 9, 49, 40, 73, 60, 48, 30, 95, 71])
     assert protocols.published_split("cifar+50", 4)[1][-1] == 43
     np.testing.assert_array_equal(protocols.published_split("tinyimagenet", 3)[0][:4], [98, 36, 158, 177])
+    # The duplicate their comments do not mention: CIFAR-10 trials 0 and 1 know the same classes.
+    assert sorted(protocols.published_split("cifar10", 0, "arpl")[0]) == sorted(
+        protocols.published_split("cifar10", 1, "arpl")[0])
     with pytest.raises(ValueError, match="no published split for 'cifar100'"):
         protocols.published_split("cifar100", 0)
     with pytest.raises(ValueError, match="trial must be in 0..4"):
         protocols.published_split("mnist", 5)
+    with pytest.raises(ValueError, match=r"splits must be one of \('neal', 'arpl'\), got 'vaze'"):
+        protocols.published_split("mnist", 0, "vaze")
+
+
+def test_neal_splits_are_the_trials_of_neal_et_al_s_code():
+    # lwneal/counterfactual-open-set download_cifar10.py / download_svhn.py: `splits` lists the unknown classes.
+    for dataset in ("mnist", "svhn", "cifar10"):
+        known, unknown = protocols.published_split(dataset, 0)  # "neal" is the default
+        np.testing.assert_array_equal(unknown, [3, 6, 7, 8])
+        np.testing.assert_array_equal(known, [0, 1, 2, 4, 5, 9])
+        np.testing.assert_array_equal(protocols.published_split(dataset, 4, "neal")[1], [4, 5, 6, 9])
+    known_sets = {tuple(protocols.published_split("cifar10", t)[0]) for t in range(protocols.NUM_TRIALS)}
+    assert len(known_sets) == protocols.NUM_TRIALS  # five different trials
+    for dataset in ("cifar+10", "cifar+50", "tinyimagenet"):  # no recoverable lists in Neal et al.'s code
+        for trial in range(protocols.NUM_TRIALS):
+            for ours, arpl in zip(protocols.published_split(dataset, trial, "neal"),
+                                  protocols.published_split(dataset, trial, "arpl")):
+                np.testing.assert_array_equal(ours, arpl)
 
 
 def test_random_class_split_seeded_and_disjoint():
@@ -194,13 +219,15 @@ def test_cifar_outlier_addition_real(data_dir):
     assert split.x_test.shape == (20000, 32, 32, 3)
 
 
-def test_mnist_class_separation_real(data_dir):
-    split = protocols.make_class_separation("mnist", 0, data_dir=data_dir)
+@pytest.mark.parametrize("splits, known, unknown", [("neal", [0, 1, 2, 4, 5, 9], [3, 6, 7, 8]),
+                                                     ("arpl", [2, 4, 5, 9, 8, 3], [0, 1, 6, 7])])
+def test_mnist_class_separation_real(data_dir, splits, known, unknown):
+    split = protocols.make_class_separation("mnist", 0, splits=splits, data_dir=data_dir)
     counts_train, counts_test = np.array(MNIST_TRAIN_COUNTS), np.array(MNIST_TEST_COUNTS)
-    known = [2, 4, 5, 9, 8, 3]
     np.testing.assert_array_equal(np.bincount(split.y_train), counts_train[known])
     np.testing.assert_array_equal(np.bincount(split.y_test_known), counts_test[known])
-    assert len(split.x_test_unknown) == counts_test[[0, 1, 6, 7]].sum()
+    assert len(split.x_test_unknown) == counts_test[unknown].sum()
+    assert split.name == f"mnist trial 0 ({splits} splits)"
 
 
 def test_cifar_plus_needs_cifar100(data_dir):

@@ -2,8 +2,8 @@
 
 Label orders: ``label_order="wnids"`` (default) numbers the classes by their line in ``wnids.txt``, as the
 archives store them; ``label_order="sorted"`` numbers them by sorted wnid, the order of
-``torchvision.datasets.ImageFolder`` in which the published open-set splits (Neal et al. 2018, as distributed
-with ARPL and "Open-set recognition: a good closed-set classifier is all you need") are written.
+``torchvision.datasets.ImageFolder`` in which the ARPL open-set splits (attributed to Neal et al. 2018, as
+distributed with ARPL and "Open-set recognition: a good closed-set classifier is all you need") are written.
 
 Local files (keras-crosr's ``DATA.md``): ``tinyimagenet_train/tinyimagenet_train_part{0..3}.npz`` (part =
 wnids label // 50, 25,000 images each), ``tinyimagenet_val.npz`` (10,000, 50 per class) and

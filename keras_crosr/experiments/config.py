@@ -100,7 +100,7 @@ class Experiment:
         alpha: rank calibration ``alpha`` of Eq. 3 per known data set; data sets not listed get none. The
             paper uses Bendale & Boult's alpha = 10, except for MNIST and CIFAR-10 ("it does not improve the
             performance due to the small number of classes").
-        trials: repetitions (class separation: the five published trials; DBpedia: seeds).
+        trials: repetitions (class separation: the five trials of the chosen splits; DBpedia: seeds).
         data_options: keyword arguments of the data set's protocol (DBpedia: ``max_length``, ``max_tokens``).
         caveats: data caveats printed under the results table.
     """
@@ -222,7 +222,6 @@ EXPERIMENTS = {
             alpha={"svhn": 10, "tinyimagenet": 10},
             trials=5,
             caveats=(
-                "Splits: the published Neal et al. (2018) class lists (see keras_crosr.protocols).",
                 "Images smaller than the backbone's input are zero-padded to it (MNIST's 28x28 digits on the 32x32 "
                 "network of Neal et al.).",
                 "SVHN is not available offline: provide train_32x32.mat / test_32x32.mat or use tfds.",

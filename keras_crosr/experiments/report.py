@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from keras_crosr import protocols
 from keras_crosr.experiments import paper
 
 _PAPER_BACKBONE = {"mnist_cnn": "plain_cnn", "cifar_cnn": "plain_cnn", "densenet92": "densenet"}
@@ -68,6 +69,20 @@ def _mean_std(values):
     return f"{np.mean(values):.3f} ± {np.std(values):.3f} (n={len(values)})"
 
 
+def _splits(experiment, settings):
+    """Class separation: whose trials the run evaluated, from its settings (a run recorded without them: ARPL's)."""
+    if experiment.kind != "class_split":
+        return []
+    if (settings or {}).get("splits", "arpl") == "neal":
+        unknown = ", ".join(map(str, protocols.NEAL_UNKNOWN))
+        return [f"Splits: the trials of Neal et al.'s released code for MNIST, SVHN and CIFAR-10 (unknown classes "
+                f"{unknown}), which the paper follows; Tiny ImageNet and CIFAR+N, drawn at random there, use the "
+                "ARPL lists (see keras_crosr.protocols)."]
+    return ["Splits: the ARPL lists (`--splits arpl`), which the later literature attributes to Neal et al. but "
+            "which are not the trials of Neal et al.'s code that the paper follows; their SVHN and CIFAR-10 "
+            "trials 0 and 1 share the same known classes (see keras_crosr.protocols)."]
+
+
 def _other_backbones(experiment, results):
     """Class separation: which data sets' recorded networks were trained on another backbone than the
     experiment's networks (``Experiment.backbones``), as their training records say."""
@@ -98,7 +113,7 @@ def _class_split(experiment, results):
             "–" if d not in scores else (f"{scores[d][0]:.3f}" + (f" ± {scores[d][1]:.3f}" if scores[d][1] else ""))
             for d in experiment.evaluations
         ])
-    return ["### AUROC of unknown detection, mean ± std (population, ddof=0) over the published trials (Table 5)\n\n"
+    return ["### AUROC of unknown detection, mean ± std (population, ddof=0) over the trials (Table 5)\n\n"
             + _table(["training", "detector", *experiment.evaluations], rows)]
 
 
@@ -196,7 +211,7 @@ def render(experiment, results, *, settings=None, problems=()):
                 "samples": _samples}[experiment.kind](experiment, results)
     lines += ["\n\n".join(sections), ""]
     unavailable = {k.split("/", 1)[1]: v for k, v in results.items() if k.startswith("unavailable/")}
-    notes = [*experiment.caveats, *_other_backbones(experiment, results),
+    notes = [*_splits(experiment, settings), *experiment.caveats, *_other_backbones(experiment, results),
              *(f"{name} not evaluated: {why}" for name, why in unavailable.items()), *problems,
              *_failures(experiment, results)]
     if notes:

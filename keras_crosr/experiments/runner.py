@@ -42,12 +42,14 @@ class Workspace:
 
     ``settings`` (what the trained networks and the evaluated samples depend on: experiment, quick budget, seed,
     epochs, training recipe) are recorded in ``run.json``; reusing the directory with other settings is an error,
-    so that no result of one run is ever passed off as another's.
+    so that no result of one run is ever passed off as another's. ``legacy``: the values of settings that a run
+    recorded before they existed was made with.
     """
 
-    def __init__(self, path, settings):
+    def __init__(self, path, settings, legacy=None):
         self.path = Path(path)
         self.settings = settings
+        self.legacy = dict(legacy or {})
         self.results_path = self.path / "results.json"
         self.settings_path = self.path / "run.json"
         self.results = json.loads(self.results_path.read_text()) if self.results_path.exists() else {}
@@ -61,6 +63,7 @@ class Workspace:
         else:  # a directory of an earlier version: its training records say how its networks were trained
             recorded = [{k: r[k] for k in ("epochs", "batch_size", "learning_rate") if k in r}
                         for key, r in self.results.items() if key.endswith("/training")]
+        recorded = [{**self.legacy, **record} for record in recorded]
         differences = sorted({f"{name}={value!r} (asked: {self.settings[name]!r})" for record in recorded
                               for name, value in record.items() if self.settings.get(name) != value})
         if differences:
@@ -181,17 +184,23 @@ class Runner:
         skip_heads: heads not to fit in this run (a later run without them fills them in).
         trials: restrict to these trials (0-based: class separation, or DBpedia configured with ``trials`` > 1), so that
             the trials of one experiment can run in turns into one run directory.
+        splits: class separation: whose trials, ``"neal"`` (Neal et al.'s code, which the paper follows; default)
+            or ``"arpl"`` (the later literature's lists), see :func:`keras_crosr.protocols.published_split`. A run
+            directory recorded without it was made with ``"arpl"``, the only lists before.
         verbose: Keras verbosity of training and feature extraction.
     """
 
     def __init__(self, experiment, output_dir, *, epochs=None, quick=False, source="auto", data_dir=None, seed=0,
-                 only=None, networks=None, skip_heads=(), trials=None, verbose=1):
+                 only=None, networks=None, skip_heads=(), trials=None, splits="neal", verbose=1):
         self.experiment = get_experiment(experiment) if isinstance(experiment, str) else experiment
         if epochs is not None and not is_integer(epochs, 0):
             raise ValueError(f"epochs must be a non-negative integer; got {epochs!r}")
         if self.experiment.kind == "dbpedia" and source == "tfds":
             raise ValueError("the DBpedia data set is read from local files only (data_dir or $KERAS_CROSR_DATA); "
                              "source='tfds' cannot serve it")
+        if splits not in protocols.SPLITS:
+            raise ValueError(f"splits must be one of {protocols.SPLITS}; got {splits!r}")
+        self.splits = splits
         self.quick = quick
         self.budget = self.experiment.quick if quick else None
         self.training = self.budget.apply(self.experiment.training) if quick else self.experiment.training
@@ -240,15 +249,20 @@ class Runner:
 
             check_methods(self)
         self.problems = []
-        self.workspace = Workspace(output_dir, self.settings())
+        # Class-separation runs recorded before `splits` existed used the ARPL lists.
+        legacy = {"splits": "arpl"} if self.experiment.kind == "class_split" else {}
+        self.workspace = Workspace(output_dir, self.settings(), legacy=legacy)
         self._check_backbones()
 
     def settings(self):
         """What the trained networks and the evaluated samples depend on (recorded in the run's ``run.json``)."""
         training = dataclasses.asdict(self.training)
         training.pop("epochs")
-        return {"experiment": self.experiment.name, "quick": self.quick, "seed": self.seed, "epochs": self.epochs,
-                "train": self.limit("train"), "test": self.limit("test"), **training}
+        settings = {"experiment": self.experiment.name, "quick": self.quick, "seed": self.seed, "epochs": self.epochs,
+                    "train": self.limit("train"), "test": self.limit("test"), **training}
+        if self.experiment.kind == "class_split":
+            settings["splits"] = self.splits
+        return settings
 
     def _check_backbones(self):
         """Refuses ``Experiment.backbones`` that name what does not exist, and a run directory whose networks of a
@@ -533,7 +547,7 @@ class Runner:
                 if not pending:
                     continue
                 try:
-                    split = protocols.make_class_separation(dataset, trial, **self.data)
+                    split = protocols.make_class_separation(dataset, trial, splits=self.splits, **self.data)
                 except (datasets.DatasetNotFoundError, FileNotFoundError) as error:
                     self.log(f"class split {dataset} skipped: {error}")
                     self.workspace.record(f"unavailable/{dataset}", str(error))
