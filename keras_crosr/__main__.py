@@ -41,8 +41,8 @@ def _parser():
     run.add_argument("--skip-heads", nargs="+", default=(), help="heads to leave for a later run (e.g. ocsvm)")
     run.add_argument("--trials", nargs="+", type=int, default=None,
                      help="restrict to these trials, 0-based (class-split; dbpedia when configured with several seeds)")
-    run.add_argument("--splits", default=SPLITS[0], choices=SPLITS,
-                     help="class-split trials: Neal et al.'s code (the paper's; default) or the ARPL lists")
+    run.add_argument("--splits", default=None, choices=SPLITS,
+                     help=f"class-split trials: Neal et al.'s code (the paper's, default: {SPLITS[0]}) or ARPL's")
     return parser
 
 

@@ -456,10 +456,12 @@ def test_class_split_runs_record_their_splits_and_older_runs_resume_as_arpl(tmp_
         Runner("class-split", old, only=["mnist"], verbose=0)
     assert Runner("class-split", old, only=["mnist"], splits="arpl", verbose=0).splits == "arpl"
     assert "splits" not in Runner("mnist-outliers", tmp_path / "outliers", verbose=0).settings()
+    with pytest.raises(ValueError, match="splits= chooses the trials of a class separation; mnist-outliers is not"):
+        Runner("mnist-outliers", tmp_path / "outliers", splits="arpl", verbose=0)
     with pytest.raises(ValueError, match=r"splits must be one of \('neal', 'arpl'\); got 'vaze'"):
         Runner("class-split", tmp_path / "bad", splits="vaze", verbose=0)
     assert _parser().parse_args(["run", "class-split", "--splits", "arpl"]).splits == "arpl"
-    assert _parser().parse_args(["run", "class-split"]).splits == "neal"
+    assert _parser().parse_args(["run", "class-split"]).splits is None  # the Runner's default, "neal"
 
 
 def test_report_of_class_split_says_whose_splits_it_evaluated():

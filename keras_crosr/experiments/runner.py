@@ -184,23 +184,26 @@ class Runner:
         skip_heads: heads not to fit in this run (a later run without them fills them in).
         trials: restrict to these trials (0-based: class separation, or DBpedia configured with ``trials`` > 1), so that
             the trials of one experiment can run in turns into one run directory.
-        splits: class separation: whose trials, ``"neal"`` (Neal et al.'s code, which the paper follows; default)
-            or ``"arpl"`` (the later literature's lists), see :func:`keras_crosr.protocols.published_split`. A run
-            directory recorded without it was made with ``"arpl"``, the only lists before.
+        splits: class separation only: whose trials, ``"neal"`` (Neal et al.'s code, which the paper follows;
+            the default) or ``"arpl"`` (the later literature's lists), see
+            :func:`keras_crosr.protocols.published_split`. A run directory recorded without it was made with
+            ``"arpl"``, the only lists before.
         verbose: Keras verbosity of training and feature extraction.
     """
 
     def __init__(self, experiment, output_dir, *, epochs=None, quick=False, source="auto", data_dir=None, seed=0,
-                 only=None, networks=None, skip_heads=(), trials=None, splits="neal", verbose=1):
+                 only=None, networks=None, skip_heads=(), trials=None, splits=None, verbose=1):
         self.experiment = get_experiment(experiment) if isinstance(experiment, str) else experiment
         if epochs is not None and not is_integer(epochs, 0):
             raise ValueError(f"epochs must be a non-negative integer; got {epochs!r}")
         if self.experiment.kind == "dbpedia" and source == "tfds":
             raise ValueError("the DBpedia data set is read from local files only (data_dir or $KERAS_CROSR_DATA); "
                              "source='tfds' cannot serve it")
-        if splits not in protocols.SPLITS:
+        if splits is not None and self.experiment.kind != "class_split":
+            raise ValueError(f"splits= chooses the trials of a class separation; {self.experiment.name} is not one")
+        if splits is not None and splits not in protocols.SPLITS:
             raise ValueError(f"splits must be one of {protocols.SPLITS}; got {splits!r}")
-        self.splits = splits
+        self.splits = splits or protocols.SPLITS[0]
         self.quick = quick
         self.budget = self.experiment.quick if quick else None
         self.training = self.budget.apply(self.experiment.training) if quick else self.experiment.training
