@@ -105,7 +105,7 @@ def _validate_labels(labels, n_samples, n_classes):
         raise ValueError(f"got {n_samples} feature rows but {labels.shape[0]} labels")
     if labels.dtype.kind not in "iuf":
         raise ValueError(f"labels must be integer class ids, got dtype {labels.dtype}")
-    fractional = (labels != np.round(labels)) if labels.dtype.kind == "f" else np.zeros(labels.shape, bool)
+    fractional = labels != np.round(labels)  # integers round to themselves
     if np.any(fractional):
         raise ValueError(f"labels must be integer class ids; got {int(fractional.sum())} non-integer values, "
                          f"e.g. {labels[fractional][0]}")

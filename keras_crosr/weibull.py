@@ -135,9 +135,7 @@ class WeibullModel:
             ``1 - exp(-(((x * sign + translate_amount) - small_score) / scale) ** shape)``, and 0 where the
             shifted value is negative.
         """
-        x = np.asarray(x, dtype=np.float64)
-        if x.ndim == 0:
-            x = x.reshape(1)
+        x = np.atleast_1d(np.asarray(x, dtype=np.float64))
         if x.shape[-1] not in (1, self.n_models):
             raise ValueError(f"`x` must broadcast to (..., {self.n_models}), got shape {x.shape}")
         # Computed model-major, `(n_models, ...)`: each pass then runs over contiguous scores with one

@@ -280,6 +280,21 @@ EXPERIMENTS = {
 }
 
 
+def class_split_network(dataset, trial, backbone, variant):
+    """The key of a class separation's trained network: ``DATASET-tTRIAL-BACKBONE-VARIANT``, ``+`` as ``plus``."""
+    return f"{_key_prefix(dataset)}-t{trial}-{backbone}-{variant}"
+
+
+def class_split_dataset(key, datasets):
+    """Which of ``datasets`` a key starting with a :func:`class_split_network` key names; ``None`` if none."""
+    prefix = key.split("-t", 1)[0]
+    return next((str(d) for d in datasets if _key_prefix(d) == prefix), None)
+
+
+def _key_prefix(dataset):
+    return str(dataset).replace("+", "plus")
+
+
 def get_experiment(name):
     """The :class:`Experiment` called ``name``; a clear error listing the valid names otherwise."""
     if name not in EXPERIMENTS:

@@ -4,6 +4,7 @@ import numpy as np
 
 from keras_crosr import protocols
 from keras_crosr.experiments import paper
+from keras_crosr.experiments.config import class_split_dataset
 
 _PAPER_BACKBONE = {"mnist_cnn": "plain_cnn", "cifar_cnn": "plain_cnn", "densenet92": "densenet"}
 
@@ -73,7 +74,7 @@ def _splits(experiment, settings):
     """Class separation: whose trials the run evaluated, from its settings (a run recorded without them: ARPL's)."""
     if experiment.kind != "class_split":
         return []
-    if (settings or {}).get("splits", "arpl") == "neal":
+    if (settings or {}).get("splits", protocols.SPLITS_BEFORE_CHOICE) == "neal":
         unknown = ", ".join(map(str, protocols.NEAL_UNKNOWN))
         return [f"Splits: the trials of Neal et al.'s released code for MNIST, SVHN and CIFAR-10 (unknown classes "
                 f"{unknown}), which the paper follows; Tiny ImageNet and CIFAR+N, drawn at random there, use the "
@@ -89,14 +90,14 @@ def _other_backbones(experiment, results):
     if experiment.kind != "class_split":
         return []
     own = sorted({network.backbone for network in experiment.networks})
-    datasets = {str(d).replace("+", "plus"): str(d) for d in experiment.evaluations}
     others = {}
     for key, record in results.items():
-        dataset = datasets.get(key.split("-t", 1)[0])
+        dataset = class_split_dataset(key, experiment.evaluations)
         if key.endswith("/training") and dataset is not None and record.get("backbone") not in own:
             others.setdefault(dataset, set()).add(record.get("backbone"))
     return [f"{dataset}: networks trained on {', '.join(sorted(others[dataset]))}, not on {', '.join(own)}, the "
-            "backbone of the experiment's networks" for dataset in datasets.values() if dataset in others]
+            "backbone of the experiment's networks"
+            for dataset in map(str, experiment.evaluations) if dataset in others]
 
 
 def _class_split(experiment, results):

@@ -31,7 +31,7 @@ from keras_crosr._validation import is_integer
 from keras_crosr.backbones import BACKBONES, get_backbone
 from keras_crosr.dhrnet import build_dhrnet, compile_dhrnet, dhrnet_targets, inference_model
 from keras_crosr.experiments import report
-from keras_crosr.experiments.config import get_experiment
+from keras_crosr.experiments.config import class_split_dataset, class_split_network, get_experiment
 
 _HEADS = ("softmax", "openmax", "crosr", "ocsvm", "crosr_ocsvm", "crosr_isoforest")
 F1_THRESHOLDS = np.round(np.linspace(0.0, 1.0, 21), 2)
@@ -252,8 +252,7 @@ class Runner:
 
             check_methods(self)
         self.problems = []
-        # Class-separation runs recorded before `splits` existed used the ARPL lists.
-        legacy = {"splits": "arpl"} if self.experiment.kind == "class_split" else {}
+        legacy = {"splits": protocols.SPLITS_BEFORE_CHOICE} if self.experiment.kind == "class_split" else {}
         self.workspace = Workspace(output_dir, self.settings(), legacy=legacy)
         self._check_backbones()
 
@@ -283,10 +282,10 @@ class Runner:
             raise ValueError(f"backbones= names unknown backbones {unknown}; valid names are {sorted(BACKBONES)}")
         if self.experiment.kind != "class_split":
             return
-        asked = {str(d).replace("+", "plus"): (d, {self.experiment.backbone_for(n, d) for n in self.networks})
-                 for d in self.evaluations}
+        asked = {d: {self.experiment.backbone_for(n, d) for n in self.networks} for d in self.evaluations}
         for key, record in sorted(self.workspace.results.items()):
-            dataset, backbones = asked.get(key.split("-t", 1)[0], (None, ()))
+            dataset = class_split_dataset(key, asked)
+            backbones = asked.get(dataset, ())
             if key.endswith("/training") and dataset is not None and record.get("backbone") not in backbones:
                 raise ValueError(
                     f"{self.workspace.path} holds {dataset} networks trained on {record.get('backbone')} "
@@ -565,7 +564,7 @@ class Runner:
                 for network, missing in pending.items():  # a network whose evaluations are all recorded is not loaded
                     backbone = self.experiment.backbone_for(network, dataset)
                     where = {"backbone": backbone, "dataset": dataset}
-                    key = f"{dataset.replace('+', 'plus')}-t{trial}-{backbone}-{network.variant}"
+                    key = class_split_network(dataset, trial, backbone, network.variant)
                     images = [_fit_images(x, backbone) for x in (x_train, x_known, x_unknown)]
                     model = self.train(key, backbone, network.variant, images[0], y_train, split.num_known)
                     if model is None:
