@@ -35,7 +35,7 @@ import numpy as np  # noqa: E402
 
 from keras_crosr.datasets import load_mnist, load_mnist_noise, load_omniglot  # noqa: E402
 from keras_crosr.dhrnet import build_dhrnet, compile_dhrnet, dhrnet_targets, inference_model  # noqa: E402
-from keras_crosr.experiments.runner import warmup_cosine  # noqa: E402
+from keras_crosr.experiments import warmup_cosine  # noqa: E402
 from keras_crosr.metrics import macro_f1, predict_open_set, unknown_auroc  # noqa: E402
 from keras_crosr.openset import CROSR, OpenMax  # noqa: E402
 

@@ -12,6 +12,7 @@ from keras_crosr import datasets, metrics, openset
 from keras_crosr.__main__ import main
 from keras_crosr.dhrnet import build_dhrnet, inference_model
 from keras_crosr.experiments import EXPERIMENTS, Budget, Network, Runner, Training, get_experiment, make_detector
+from keras_crosr.experiments import warmup_cosine
 from keras_crosr.experiments import report
 
 TINY = dataclasses.replace(
@@ -351,6 +352,19 @@ def test_quick_budget_replaces_epochs_and_where_set_batch_size_and_learning_rate
     assert Runner(experiment, tmp_path / "full", verbose=0).training == TINY.training
     assert Runner(experiment, tmp_path / "cli", quick=True, epochs=4, verbose=0).epochs == 4
     assert str(experiment.quick) == "Budget(epochs=1, train=10, test=10, batch_size=8, learning_rate=0.001)"
+
+
+@pytest.mark.parametrize(
+    "steps_per_epoch, epochs, warmup",
+    [(100, 15, 100), (100, 5, 50), (3, 2, 1), (1, 1, 1)],  # 10 % of the steps, at most one epoch, at least one step
+)
+def test_warmup_cosine_rises_linearly_to_the_rate_then_decays_by_cosine_to_zero(steps_per_epoch, epochs, warmup):
+    schedule = warmup_cosine(0.05, steps_per_epoch, epochs)
+    total = steps_per_epoch * epochs
+    rate = np.array([float(keras.ops.convert_to_numpy(schedule(step))) for step in range(total + 1)])
+    np.testing.assert_allclose(rate[: warmup + 1], 0.05 * np.arange(warmup + 1) / warmup, rtol=1e-5, atol=1e-9)
+    progress = (np.arange(warmup, total + 1) - warmup) / max(1, total - warmup)
+    np.testing.assert_allclose(rate[warmup:], 0.025 * (1 + np.cos(np.pi * progress)), rtol=1e-5, atol=1e-7)
 
 
 def test_quick_budget_trains_its_networks_unless_the_user_names_others(tmp_path, capsys):

@@ -9,3 +9,4 @@ from keras_crosr.experiments.config import get_experiment
 from keras_crosr.experiments.runner import Runner
 from keras_crosr.experiments.runner import make_detector
 from keras_crosr.experiments.runner import run_experiment
+from keras_crosr.experiments.runner import warmup_cosine

@@ -16,7 +16,7 @@ class Training:
         epochs: full-run epochs.
         batch_size: minibatch size.
         learning_rate: peak SGD learning rate, reached by a linear warm-up from 0 over 10 % of the steps (at
-            most one epoch) and decayed by cosine to 0 over the rest (`runner.warmup_cosine`).
+            most one epoch) and decayed by cosine to 0 over the rest (`warmup_cosine`).
         momentum: SGD momentum.
         dropout: dropout of the intermediate layers (the paper's replacement for LadderNet's noise).
         classification_weight, reconstruction_weight: the joint loss weights (paper: 1.0 and 1.0).
