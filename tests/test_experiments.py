@@ -569,6 +569,18 @@ def test_report_of_class_split_names_networks_trained_on_another_backbone():
     assert "networks trained on" not in report.render(experiment, {}).split("Caveats:")[1]
 
 
+def test_dbpedia_report_of_several_seeds_gives_their_mean_std_and_count():
+    experiment = get_experiment("dbpedia")
+    one = {"4/14/seed0/dhrnet/crosr": {"macro_f1": 0.6}}
+    several = {f"4/14/seed{seed}/dhrnet/crosr": {"macro_f1": f1} for seed, f1 in ((0, 0.6), (2, 0.7), (10, 0.8))}
+    several["4/14/seed1/dhrnet/crosr"] = {"error": "a failed head"}
+    assert "| dhrnet | crosr | 0.600 (0.582) |" in report.render(experiment, one)
+    text = report.render(experiment, several)
+    assert "| dhrnet | crosr | 0.700 ± 0.082 (n=3) (0.582) |" in text
+    assert "mean ± std (population, ddof=0) over the seeds (seed0, seed2, seed10)" in text
+    assert "over the seeds" not in report.render(experiment, one)
+
+
 def test_report_lists_the_papers_methods_we_do_not_run():
     """Table 3's counterfactual row (plain CNN) and Table 4's DOC row appear as paper-only rows, F1 only."""
     cifar = report.render(get_experiment("cifar10-outliers"), {})
