@@ -120,27 +120,30 @@ def _class_split(experiment, results):
 
 def _dbpedia(experiment, results):
     settings = [f"4/{4 + u}" for u in experiment.evaluations]
-    rows, seeds = [], set()
+    found = {}  # (variant, head, setting) -> {"seedS": macro-F1} of the heads that did not fail
+    for key, value in results.items():
+        parts = key.split("/")
+        if len(parts) == 5 and parts[2].startswith("seed") and isinstance(value, dict) and "macro_f1" in value:
+            found.setdefault((parts[3], parts[4], "/".join(parts[:2])), {})[parts[2]] = value["macro_f1"]
+    seeds = sorted({seed for values in found.values() for seed in values}, key=lambda seed: int(seed[len("seed"):]))
+    rows = []
     for network in experiment.networks:
         for head in network.heads:
             row = [network.variant, head]
             for setting in settings:
-                found = {k.split("/")[2]: v["macro_f1"] for k, v in results.items()
-                         if k.startswith(f"{setting}/seed") and k.endswith(f"/{network.variant}/{head}")
-                         and isinstance(v, dict) and "macro_f1" in v}  # not the heads that failed
-                seeds.update(found)
+                values = found.get((network.variant, head, setting), {})
                 published = paper.TABLE4_DBPEDIA_F1.get(head, {}).get(setting)
-                if len(found) > 1:  # several seeds: each draws its own 4 known classes
+                if len(seeds) > 1:  # several seeds, each with its own draw of the 4 known classes
                     reference = "" if published is None else f" ({published:.3f})"
-                    row.append(_mean_std(list(found.values())) + reference)
+                    row.append(_mean_std(list(values.values())) + reference)
                 else:
-                    row.append(_cell(next(iter(found.values()), None), published))
+                    row.append(_cell(next(iter(values.values()), None), published))
             rows.append(row)
     run_heads = {head for network in experiment.networks for head in network.heads}
     rows += [["paper", method] + [_cell(None, scores.get(setting)) for setting in settings]
              for method, scores in paper.TABLE4_DBPEDIA_F1.items() if method not in run_heads]
-    over = (f", mean ± std (population, ddof=0) over the seeds ({', '.join(sorted(seeds, key=lambda seed: int(seed[4:])))}), each with its own "
-            "draw of the known classes" if len(seeds) > 1 else "")
+    over = (f", mean ± std (population, ddof=0) over the seeds ({', '.join(seeds)}), each with its own draw of the "
+            "known classes" if len(seeds) > 1 else "")
     return [f"### Macro-F1 on DBpedia, known/total classes (Table 4){over}\n\n"
             + _table(["training", "detector", *settings], rows)]
 
