@@ -52,8 +52,8 @@ class OpenSetLayer(keras.layers.Layer):
     """A fitted Openmax head (`OpenMax` on the logits, or `CROSR` on `concat([logits, latent])`) as a layer.
 
     The weights are non-trainable and set by `OpenSetLayer.from_detector(detector)`. The computation is the
-    detector's `predict_proba` (see `keras_crosr.openset.CROSR`): l2 distances to the class means, libMR
-    W-scores, optional rank calibration `R_alpha`, the calibrated activations of Eq. 2 and a softmax over
+    detector's `predict_proba` (see `keras_crosr.openset.CROSR`): distances to the class means (the
+    detector's `distance`: l2, cosine or OSDN's eucos), libMR W-scores, optional rank calibration `R_alpha`, the calibrated activations of Eq. 2 and a softmax over
     N + 1 classes.
 
     The layer computes in float32 (its default `dtype`, also under a mixed-precision policy, whose float16 would
@@ -68,13 +68,14 @@ class OpenSetLayer(keras.layers.Layer):
         n_features: D, the width of the features the class means live in (N for OpenMax, N + L for CROSR).
         use_latent: whether the features are `concat([logits, latent])` (CROSR) or the logits (OpenMax).
         alpha: rank calibration of Eq. 3 (None = none).
+        distance: `"euclidean"` (Eq. 4), `"cosine"` or `"eucos"` (l2 / 200 + cosine), as the detector's.
 
     Input: a dict `{"logits": (batch, N), "latent": (batch, L)}` (the outputs of `inference_model(model)`),
     or the logits `(batch, N)` when `use_latent=False`.
     Output: `(batch, N + 1)` probabilities, the unknown class last.
     """
 
-    def __init__(self, n_classes, n_features, use_latent, alpha=None, **kwargs):
+    def __init__(self, n_classes, n_features, use_latent, alpha=None, distance="euclidean", **kwargs):
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         for value, name in ((n_classes, "n_classes"), (n_features, "n_features")):
@@ -86,10 +87,13 @@ class OpenSetLayer(keras.layers.Layer):
             raise ValueError(f"with use_latent=False, n_features ({n_features}) must equal n_classes ({n_classes}).")
         if alpha is not None and not is_integer(alpha, 1):
             raise ValueError(f"`alpha` must be None or an int >= 1; got {alpha!r}.")
+        if distance not in ("euclidean", "cosine", "eucos"):
+            raise ValueError(f'`distance` must be "euclidean", "cosine" or "eucos"; got {distance!r}.')
         self.n_classes = int(n_classes)  # Python ints: get_config is JSON
         self.n_features = int(n_features)
         self.use_latent = bool(use_latent)
         self.alpha = None if alpha is None else int(alpha)
+        self.distance = distance
 
     @classmethod
     def from_detector(cls, detector, **kwargs):
@@ -106,7 +110,14 @@ class OpenSetLayer(keras.layers.Layer):
             raise ValueError(f"OpenSetLayer needs translate_amount > 0; got {weibull.translate_amount}.")
         n_classes, n_features = int(detector.n_classes_), int(detector.n_features_in_)
         alpha = None if detector.alpha is None else int(detector.alpha)
-        layer = cls(n_classes, n_features, use_latent=isinstance(detector, CROSR), alpha=alpha, **kwargs)
+        layer = cls(
+            n_classes,
+            n_features,
+            use_latent=isinstance(detector, CROSR),
+            alpha=alpha,
+            distance=detector.distance,
+            **kwargs,
+        )
         if layer.use_latent:
             layer.build({"logits": (None, n_classes), "latent": (None, n_features - n_classes)})
         else:
@@ -148,8 +159,7 @@ class OpenSetLayer(keras.layers.Layer):
         features = logits
         if self.use_latent:
             features = ops.concatenate([logits, ops.cast(latent, self.compute_dtype)], axis=-1)
-        diff = ops.expand_dims(features, 1) - self.means  # (batch, N, D)
-        distance = ops.sqrt(ops.sum(ops.square(diff), axis=-1))  # (batch, N)
+        distance = self._distances(features)  # (batch, N)
         translate = self.weibull_translate_amount
         excess = distance * self.weibull_sign - self.weibull_small_score  # t - translate_amount
         # log(t / scale), with t clipped at 0 (libMR's W-score is 0 for a negative t)
@@ -159,6 +169,25 @@ class OpenSetLayer(keras.layers.Layer):
             w_score = w_score * self._rank_weights(logits)
         unknown = ops.sum(logits * w_score, axis=-1, keepdims=True)
         return ops.softmax(ops.concatenate([logits * (1.0 - w_score), unknown], axis=-1), axis=-1)
+
+    def _distances(self, features):
+        """`(batch, N)` distances of features `(batch, D)` to the class means."""
+        if self.distance == "euclidean":
+            return self._euclidean(features)
+        cosine = self._cosine(features)
+        return cosine if self.distance == "cosine" else self._euclidean(features) / 200.0 + cosine
+
+    def _euclidean(self, features):
+        diff = ops.expand_dims(features, 1) - self.means  # (batch, N, D)
+        return ops.sqrt(ops.sum(ops.square(diff), axis=-1))
+
+    def _cosine(self, features):
+        """`1 - cos(f, mean)`, clipped to [0, 2]; 1 where either vector is zero (the detector's convention)."""
+        dots = ops.sum(ops.expand_dims(features, 1) * self.means, axis=-1)  # (batch, N)
+        norms = ops.expand_dims(ops.norm(features, axis=-1), 1) * ops.norm(self.means, axis=-1)
+        positive = norms > 0
+        similarity = ops.where(positive, dots / ops.where(positive, norms, 1.0), 0.0)
+        return ops.clip(1.0 - similarity, 0.0, 2.0)
 
     def _rank_weights(self, logits):
         """`(batch, N)` `max(0, (alpha - rank) / alpha)`, rank = 0-based position in descending order (stable)."""
@@ -181,6 +210,7 @@ class OpenSetLayer(keras.layers.Layer):
                 "n_features": self.n_features,
                 "use_latent": self.use_latent,
                 "alpha": self.alpha,
+                "distance": self.distance,
             }
         )
         return config

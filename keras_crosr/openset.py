@@ -128,6 +128,27 @@ def _euclidean_columns(features_t, means):
     return np.sqrt(total)
 
 
+def _cosine_columns(features_t, means):
+    """`(N, n)` cosine distances ``1 - f[i] . means[c] / (|f[i]| |means[c]|)`` from features `(D, n)`, in
+    ``[0, 2]``; 1 where either vector is zero (scikit-learn's ``cosine_distances``)."""
+    dots = np.zeros((means.shape[0], features_t.shape[1]))
+    squares = np.zeros(features_t.shape[1])
+    for k in range(features_t.shape[0]):
+        dots += features_t[k] * means[:, k : k + 1]
+        squares += features_t[k] * features_t[k]
+    norms = np.sqrt(squares) * np.linalg.norm(means, axis=1)[:, None]
+    similarity = np.divide(dots, norms, out=np.zeros_like(dots), where=norms > 0)
+    return np.clip(1.0 - similarity, 0.0, 2.0)
+
+
+def _eucos_columns(features_t, means):
+    """`(N, n)` OSDN's "eucos" distance: the l2 distance / 200 plus the cosine distance."""
+    return _euclidean_columns(features_t, means) / 200.0 + _cosine_columns(features_t, means)
+
+
+_DISTANCES = {"euclidean": _euclidean_columns, "eucos": _eucos_columns, "cosine": _cosine_columns}
+
+
 def _descending_ranks(values_t):
     """`(N, n)` 0-based rank of each entry in its column of `(N, n)` sorted in descending order, ties to the
     lower row index (a stable sort of ``-values``)."""
@@ -339,7 +360,7 @@ class _WeibullCalibrated(_OpenSetDetector):
 
 
 class _CentroidCalibrated(_WeibullCalibrated):
-    """Class means and l2 distances (Eq. 4 / Eq. 6)."""
+    """Class means and distances to them (Eq. 4 / Eq. 6: l2)."""
 
     def __init__(self, tail_size=20, alpha=None, threshold=0.5, distance="euclidean", translate_amount=1.0):
         super().__init__(tail_size=tail_size, alpha=alpha, threshold=threshold, translate_amount=translate_amount)
@@ -347,22 +368,25 @@ class _CentroidCalibrated(_WeibullCalibrated):
 
     def _check_params(self):
         super()._check_params()
-        if self.distance != "euclidean":
-            raise ValueError(f'distance must be "euclidean" (Eq. 4), got {self.distance!r}')
+        if not isinstance(self.distance, str) or self.distance not in _DISTANCES:
+            raise ValueError(f"distance must be one of {list(_DISTANCES)} (Eq. 4: l2), got {self.distance!r}")
 
     def _fit_class_models(self, members):
         means = np.stack([m.mean(axis=0) for m in members])
-        return {"means_": means}, [_euclidean_columns(m.T, means[c : c + 1])[0] for c, m in enumerate(members)]
+        distance = _DISTANCES[self.distance]
+        return {"means_": means}, [distance(m.T, means[c : c + 1])[0] for c, m in enumerate(members)]
 
     def _scores(self, features_t):
-        return _euclidean_columns(features_t, self.means_)
+        return _DISTANCES[self.distance](features_t, self.means_)
 
 
 _CALIBRATION_DOC = """
     With ``y`` the logits `(n, N)` and ``f`` the features of the class models (`(n, D)`), for sample ``i``
     and class ``c``, ``predict_proba`` computes, in float64:
 
-    1. ``d[i, c] = sqrt(sum_k (f[i, k] - means_[c, k]) ** 2)`` (l2 distance to the class mean).
+    1. ``d[i, c] = sqrt(sum_k (f[i, k] - means_[c, k]) ** 2)`` (l2 distance to the class mean; with
+       ``distance="cosine"``, ``1 - f[i] . means_[c] / (|f[i]| |means_[c]|)``, 1 for a zero vector; with
+       ``"eucos"``, OSDN's ``l2 / 200 + cosine``).
     2. The W-score of class ``c``'s libMR model (``weibull_``, fitted with ``fit_high`` on the ``tail_size``
        largest training distances of the class): ``t = (d * sign[c] + translate_amount[c]) - small_score[c]``,
        ``W[i, c] = 1 - exp(-(max(t, 0) / scale[c]) ** shape[c])``.
@@ -387,7 +411,8 @@ _PARAMS_DOC = """
         alpha: rank calibration ``R_alpha`` of Eq. 3 (paper: 10 where used; None = none, as for MNIST and
             CIFAR-10).
         threshold: rejection threshold on the largest known probability (paper: 0.5).
-        distance: ``"euclidean"`` (Eq. 4), the only one.
+        distance: ``"euclidean"`` (Eq. 4 and Eq. 6, the paper's), ``"cosine"`` or ``"eucos"`` (OSDN's
+            ImageNet Openmax, Bendale & Boult 2016: l2 / 200 + cosine).
         translate_amount: libMR's shift of the tail (PyPI libmr's default 1; OSDN's copy uses 10000).
 
     Attributes:

@@ -48,8 +48,19 @@ def layer_input(detector, features):
         OpenMax(alpha=2, tail_size=10),
         CROSR(translate_amount=10000),  # Weibull shapes ~1e4: the float32 path must not lose precision
         OpenMax(alpha=3, translate_amount=10000),
+        CROSR(distance="eucos"),
+        OpenMax(distance="cosine", alpha=3),
     ],
-    ids=["crosr", "crosr-alpha3", "openmax", "openmax-alpha2", "crosr-translate1e4", "openmax-alpha3-translate1e4"],
+    ids=[
+        "crosr",
+        "crosr-alpha3",
+        "openmax",
+        "openmax-alpha2",
+        "crosr-translate1e4",
+        "openmax-alpha3-translate1e4",
+        "crosr-eucos",
+        "openmax-cosine-alpha3",
+    ],
 )
 def test_layer_equals_numpy_detector(synthetic, detector):
     train, labels, test = synthetic
@@ -126,6 +137,8 @@ def test_layer_errors(synthetic):
         OpenSetLayer(5, 5, use_latent=False)(test["logits"])
     with pytest.raises(ValueError, match="n_features"):
         OpenSetLayer(6, 10, use_latent=False)
+    with pytest.raises(ValueError, match='`distance` must be "euclidean", "cosine" or "eucos"; got \'l1\''):
+        OpenSetLayer(6, 6, use_latent=False, distance="l1")
     with pytest.raises(ValueError, match="alpha"):
         OpenSetLayer(6, 6, use_latent=False, alpha=0)
 
@@ -248,15 +261,17 @@ class DeployLayerTest(testing.TestCase):
         )
 
     def test_crosr_layer_takes_a_dict_and_round_trips_its_config(self):
-        layer = OpenSetLayer(4, 4 + 3, use_latent=True, alpha=2, name="crosr_head")
+        layer = OpenSetLayer(4, 4 + 3, use_latent=True, alpha=2, distance="eucos", name="crosr_head")
         inputs = {"logits": keras.Input((4,)), "latent": keras.Input((3,))}
         self.assertEqual(tuple(layer(inputs).shape), (None, 5))
         config = layer.get_config()
         self.assertEqual(OpenSetLayer.from_config(config).get_config(), config)
         self.assertEqual(
-            {k: config[k] for k in ("n_classes", "n_features", "use_latent", "alpha")},
-            {"n_classes": 4, "n_features": 7, "use_latent": True, "alpha": 2},
+            {k: config[k] for k in ("n_classes", "n_features", "use_latent", "alpha", "distance")},
+            {"n_classes": 4, "n_features": 7, "use_latent": True, "alpha": 2, "distance": "eucos"},
         )
+        del config["distance"]  # a layer saved before the option existed is the paper's l2
+        self.assertEqual(OpenSetLayer.from_config(config).distance, "euclidean")
 
     def test_inputs_must_be_batches_of_vectors(self):
         for layer in (SoftmaxThresholdLayer(4), OpenSetLayer(4, 4, use_latent=False)):

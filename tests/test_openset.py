@@ -76,6 +76,40 @@ def test_openmax_follows_equations_2_to_4_by_hand():
     assert detector.weibull_.n_models == 3
 
 
+@pytest.mark.parametrize("distance", ["cosine", "eucos"])
+def test_osdn_distances_are_scipys_and_enter_the_fit_and_equation_2(distance):
+    """OSDN's ``compute_distance``: "cosine" is ``scipy.spatial.distance.cosine``, "eucos" adds the l2
+    distance / 200; the Weibull models are fitted on it and Eq. 2 uses it."""
+    from scipy.spatial import distance as spd
+
+    reference = {
+        "cosine": spd.cosine,
+        "eucos": lambda u, v: spd.euclidean(u, v) / 200.0 + spd.cosine(u, v),
+    }[distance]
+    features, labels = clusters()
+    detector = CROSR(tail_size=10, distance=distance).fit(features, labels)
+    joined = np.concatenate([features["logits"], features["latent"]], axis=1)
+    for c in range(3):
+        members = joined[labels == c]  # all correctly classified here
+        expected = fit_high(np.array([reference(m, detector.means_[c]) for m in members]), 10)
+        np.testing.assert_allclose(detector.weibull_.scale[c], expected.scale[0], rtol=1e-9)
+        np.testing.assert_allclose(detector.weibull_.shape[c], expected.shape[0], rtol=1e-9)
+    x = {"logits": np.array([[4.0, 0.5, 0.0]]), "latent": -features["latent"][:1]}
+    f = np.concatenate([x["logits"], x["latent"]], axis=1)[0]
+    w = [1.0 - weibull_cdf(detector, c, reference(f, detector.means_[c])) for c in range(3)]
+    yhat = [x["logits"][0, c] * w[c] for c in range(3)] + [sum(x["logits"][0, c] * (1 - w[c]) for c in range(3))]
+    np.testing.assert_allclose(detector.predict_proba(x)[0], softmax(yhat), rtol=1e-9)
+    assert detector.predict(x)[0] == 3  # a latent opposite its class centre is unknown under both
+
+
+def test_cosine_distance_of_a_zero_vector_is_one_and_scale_free():
+    means = np.array([[1.0, 0.0], [1.0, 1.0], [0.0, 0.0]])
+    features_t = np.array([[0.0, 2.0, -3.0], [0.0, 0.0, 0.0]])  # columns (0, 0), (2, 0), (-3, 0)
+    expected = np.array([[1.0, 0.0, 2.0], [1.0, 1.0 - 1.0 / math.sqrt(2.0), 1.0 + 1.0 / math.sqrt(2.0)], [1, 1, 1]])
+    np.testing.assert_allclose(openset._cosine_columns(features_t, means), expected, atol=1e-15)
+    np.testing.assert_allclose(openset._cosine_columns(7.0 * features_t, means), expected, atol=1e-15)
+
+
 def test_rank_calibration_by_hand():
     features, labels = clusters()
     detector = OpenMax(tail_size=10, alpha=2).fit(features, labels)
@@ -337,7 +371,8 @@ def test_failed_weibull_fit_names_the_class():
         (OpenMax(tail_size=20.0), "tail_size"),
         (OpenMax(alpha=0), "alpha"),
         (OpenMax(threshold=1.5), "threshold"),
-        (CROSR(distance="cosine"), "euclidean"),
+        (CROSR(distance="manhattan"), r"distance must be one of \['euclidean', 'eucos', 'cosine'\]"),
+        (OpenMax(distance=["cosine"]), "distance must be one of"),
         (OpenMax(translate_amount=np.inf), "translate_amount"),
         (CROSR(translate_amount=0.0), "translate_amount must be a finite number > 0"),
         (OpenMax(threshold=True), "threshold"),
@@ -417,7 +452,7 @@ def test_sklearn_params_and_clone():
 
 @pytest.mark.parametrize(
     "detector",
-    [SoftmaxThreshold(threshold=0.3), OpenMax(tail_size=10, alpha=2), CROSR(tail_size=12)],
+    [SoftmaxThreshold(threshold=0.3), OpenMax(tail_size=10, alpha=2), CROSR(tail_size=12, distance="eucos")],
     ids=lambda d: type(d).__name__,
 )
 def test_save_load_round_trip(tmp_path, detector):
