@@ -1,6 +1,7 @@
 """`OpenSetHead`: fit an open-set detector on a trained model's features, as a Keras callback."""
 
 import copy
+import hashlib
 import itertools
 
 import keras
@@ -28,6 +29,18 @@ def _labels(y):
     if y.ndim != 1:
         raise ValueError(f"labels must be integer class ids of shape (n,); got shape {y.shape}.")
     return y
+
+
+def _weights_digest(model):
+    """A digest of the values of all of `model`'s weights (trainable or not): what its features depend on."""
+    digest = hashlib.blake2b(digest_size=16)
+    for weight in model.weights:
+        digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(weight.value)).tobytes())
+    return digest.hexdigest()
+
+
+class _DivergedError(ValueError):
+    """The model's features hold NaN or inf: its training diverged."""
 
 
 def _is_arrays(train_data):
@@ -59,6 +72,10 @@ class OpenSetHead(keras.callbacks.Callback):
     a `"latent"` output (`variant="supervised"`) gives the detector its logits `(n, N)` alone. A detector that
     cannot be fitted at the end of `model.fit` raises a `RuntimeError` after training (the network is trained).
 
+    Callbacks end in list order: put `OpenSetHead` after `keras.callbacks.EarlyStopping(restore_best_weights=True)`
+    in `callbacks`, so that it fits on the restored weights. The `predict*` methods check that the model's weights
+    are still those the detector was fitted on, and raise a `RuntimeError` otherwise (refit with `head.fit(model)`).
+
     Example:
 
     ```python
@@ -80,7 +97,9 @@ class OpenSetHead(keras.callbacks.Callback):
         steps: the number of batches of an iterable `train_data` to use (default: all of them); needed for an
             endless one, such as a `tf.data.Dataset` with `.repeat()` (`make_tf_dataset(..., repeat=True)`),
             or a `PyDataset` without `num_batches` (both refused without it). An endless Python generator
-            cannot be recognised: without `steps`, fitting the detector on one would never end.
+            cannot be recognised: without `steps`, fitting the detector on one would never end. The batches of a
+            repeated dataset cross epoch boundaries, so `steps` of them may count some samples twice and leave
+            others out: where you can, give the head the dataset without `.repeat()`, or the arrays.
 
     Attributes:
         detector_: the fitted detector.
@@ -123,6 +142,8 @@ class OpenSetHead(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         try:
             self.fit(self.model)
+        except _DivergedError as error:
+            raise RuntimeError(f"OpenSetHead could not fit its detector at the end of training: {error}") from error
         except Exception as error:
             raise RuntimeError(
                 "OpenSetHead could not fit its detector at the end of training; the network itself finished "
@@ -144,17 +165,25 @@ class OpenSetHead(keras.callbacks.Callback):
             if len(x) != len(labels):
                 raise ValueError(f"`train_data` x and y differ in length: {len(x)} vs {len(labels)}.")
             features = distributed_features(sharded_model, x, batch_size=self.batch_size, verbose=self.verbose)
+            self._check_finite(features)
             detector.fit(self._detector_input(features), labels)
             self._keep(feature_model, sharded_model, detector)
             return self
         logits, latent, labels = [], [], []
         batches, n_batches = self._train_batches()
         progbar = keras.utils.Progbar(n_batches, verbose=self.verbose, unit_name="batch")
+        input_rank = len(feature_model.inputs[0].shape)  # (batch, *input_shape)
         for step, batch in enumerate(batches, start=1):
             if not isinstance(batch, (tuple, list)) or len(batch) not in (2, 3):
                 raise ValueError("`train_data` must be a tuple (x, y) or yield (x, y) batches with labels.")
             # As NumPy: JAX's and PyTorch's `predict_on_batch` take no TensorFlow tensors (tf.data batches).
-            outputs = feature_model.predict_on_batch(keras.tree.map_structure(np.asarray, batch[0]))
+            x = keras.tree.map_structure(np.asarray, batch[0])
+            if isinstance(x, np.ndarray) and x.ndim != input_rank:
+                raise ValueError(
+                    f"`train_data` batch {step} has inputs of shape {x.shape}, but the model takes batches of shape "
+                    f"{tuple(feature_model.inputs[0].shape)}: is the dataset batched (e.g. `dataset.batch(256)`)?"
+                )
+            outputs = feature_model.predict_on_batch(x)
             logits.append(outputs["logits"])
             if "latent" in outputs:
                 latent.append(outputs["latent"])
@@ -168,12 +197,25 @@ class OpenSetHead(keras.callbacks.Callback):
         features = {"logits": np.concatenate(logits)}
         if latent:
             features["latent"] = np.concatenate(latent)
+        self._check_finite(features)
         detector.fit(self._detector_input(features), np.concatenate(labels))
         self._keep(feature_model, sharded_model, detector)
         return self
 
+    @staticmethod
+    def _check_finite(features):
+        bad = {name: int(np.sum(~np.isfinite(values))) for name, values in features.items()}
+        if any(bad.values()):
+            counts = ", ".join(f"{count} in the {name}" for name, count in bad.items() if count)
+            raise _DivergedError(
+                f"the model's features hold NaN or inf values ({counts}): its training diverged, so it is not "
+                "usable as it is. Train again with a lower learning rate or clipped gradients "
+                "(`keras.callbacks.TerminateOnNaN` stops such a run early)."
+            )
+
     def _keep(self, feature_model, sharded_model, detector):
         self.inference_model_, self._sharded_model, self.detector_ = feature_model, sharded_model, detector
+        self._fitted_weights = _weights_digest(feature_model)
 
     def _train_batches(self):
         """The `(x, y)` batches of an iterable `train_data` (the first `steps`) and their number (None when
@@ -205,6 +247,13 @@ class OpenSetHead(keras.callbacks.Callback):
             whatever the detector, or the `(n, N)` logits of a supervised model.
         """
         self._check_fitted()
+        if _weights_digest(self.inference_model_) != self._fitted_weights:
+            raise RuntimeError(
+                "The model's weights changed after this OpenSetHead was fitted, so its detector no longer matches "
+                "the model's features: refit it with `head.fit(model)`. (In `model.fit(callbacks=[...])`, list "
+                "the head after `EarlyStopping(restore_best_weights=True)`, which restores weights at the end of "
+                "training too.)"
+            )
         return self._detector_input(distributed_features(self._sharded_model, x, batch_size=self.batch_size))
 
     def predict_proba(self, x):

@@ -211,3 +211,56 @@ def test_a_used_up_generator_and_empty_inputs_say_what_is_wrong(data, trained):
         head.predict(data["x_test"][:0])
     with pytest.raises(ValueError, match="holds no samples"):
         OpenSetHead((data["x"][:0], data["y"][:0]), verbose=0).fit(model)
+
+
+def _early_stopped_model(data, head_first):
+    """A tiny DHRNet trained 3 epochs, then 2 more with an OpenSetHead and EarlyStopping(restore_best_weights=True)
+    whose 'best' epoch is the first of the two (mode="max" on a falling loss): the weights at the end are its."""
+    keras.utils.set_random_seed(1)
+    model = compile_dhrnet(
+        build_dhrnet(tiny_stages(), num_classes=10, input_shape=(28, 28, 1), latent_dim=4),
+        optimizer=keras.optimizers.Adam(3e-3),
+    )
+    x, y = data["x"], data["y"]
+    model.fit(x, dhrnet_targets(x, y), epochs=3, batch_size=64, verbose=0)
+    head = OpenSetHead((x, y), detector=CROSR(tail_size=10), verbose=0)
+    stop = keras.callbacks.EarlyStopping(monitor="loss", mode="max", patience=5, restore_best_weights=True)
+    callbacks = [head, stop] if head_first else [stop, head]
+    model.fit(x, dhrnet_targets(x, y), epochs=2, batch_size=64, verbose=0, callbacks=callbacks)
+    return model, head, (x, y)
+
+
+def test_a_head_fitted_before_the_weights_changed_refuses_to_predict(data):
+    model, head, (x, y) = _early_stopped_model(data, head_first=True)
+    with pytest.raises(RuntimeError, match=r"weights changed after this OpenSetHead was fitted.*head\.fit\(model\)"):
+        head.predict(data["x_test"])  # fitted on epoch 3's weights, before EarlyStopping restored epoch 1's
+    reference = CROSR(tail_size=10).fit(inference_model(model).predict(x, verbose=0), y)
+    np.testing.assert_allclose(head.fit(model).detector_.means_, reference.means_, atol=1e-5)
+    assert head.predict(data["x_test"]).shape == (200,)
+
+
+def test_a_head_listed_after_early_stopping_fits_the_restored_weights(data):
+    model, head, (x, y) = _early_stopped_model(data, head_first=False)
+    reference = CROSR(tail_size=10).fit(inference_model(model).predict(x, verbose=0), y)
+    np.testing.assert_allclose(head.detector_.means_, reference.means_, atol=1e-5)
+    features = inference_model(model).predict(data["x_test"], verbose=0)
+    np.testing.assert_allclose(head.predict_proba(data["x_test"]), reference.predict_proba(features), atol=1e-5)
+
+
+def test_a_diverged_network_is_named_as_such(data):
+    model = build_dhrnet(tiny_stages(), num_classes=10, input_shape=(28, 28, 1), latent_dim=4)
+    model.set_weights([np.full_like(w, np.nan) for w in model.get_weights()])
+    head = OpenSetHead((data["x"][:100], data["y"][:100]), verbose=0)
+    with pytest.raises(ValueError, match=r"NaN or inf values \(1000 in the logits, 800 in the latent\): its training"):
+        head.fit(model)
+    head.set_model(model)
+    with pytest.raises(RuntimeError, match="at the end of training: the model's features") as info:
+        head.on_train_end()
+    assert "usable" in str(info.value) and "is not usable" in str(info.value)
+
+
+def test_an_unbatched_dataset_is_named_as_such(data, trained):
+    model, _ = trained
+    unbatched = tf.data.Dataset.from_tensor_slices((data["x"][:10], data["y"][:10]))
+    with pytest.raises(ValueError, match=r"batch 1 has inputs of shape \(28, 28, 1\).*is the dataset batched"):
+        OpenSetHead(unbatched, verbose=0).fit(model)
