@@ -71,7 +71,7 @@ def main(argv=None):
         return _error(str(error))
     try:
         print(runner.run(), end="")
-    except DatasetNotFoundError as error:
+    except (DatasetNotFoundError, ValueError) as error:  # e.g. a data set missing, a network file gone
         return _error(str(error))
     return 0
 

@@ -49,6 +49,15 @@ def test_run_records_every_evaluation(tiny_run):
     assert (path / "results.md").read_text() == text
 
 
+def test_figure_5_is_drawn_from_the_recorded_curves(tiny_run):
+    _, text, path = tiny_run
+    figures = json.loads((path / "results.json").read_text())["figures"]
+    assert figures == {name: f"figures/f1_vs_threshold_{name}.png" for name in ("mnist_noise", "noise", "omniglot")}
+    assert all((path / figure).read_bytes().startswith(b"\x89PNG") for figure in figures.values())
+    assert "### Macro-F1 against the rejection threshold (Figure 5)" in text
+    assert "![omniglot](figures/f1_vs_threshold_omniglot.png)" in text
+
+
 def test_recorded_scores_are_those_of_the_saved_network_and_its_head(tiny_run):
     """Every entry made again by hand from the saved network: the runner pairs the right features, labels,
     heads and outlier sets (a flipped unknown score, a shifted label or two swapped entries would change these
@@ -227,6 +236,52 @@ def test_skipped_heads_are_filled_in_by_a_later_run(tmp_path, capsys):
         f"mnist_cnn-dhrnet/openmax/{outlier}" for outlier in ("mnist_noise", "noise", "omniglot")
     ]
     assert {key: second[key] for key in first} == first  # nothing finished is made again
+
+
+def test_a_dbpedia_directory_is_only_resumed_with_its_data_options(tmp_path):
+    Runner("dbpedia", tmp_path).workspace.open()
+    assert json.loads((tmp_path / "run.json").read_text())["data_options"] == {"max_length": 100, "max_tokens": 5000}
+    other = dataclasses.replace(get_experiment("dbpedia"), data_options={"max_length": 300, "max_tokens": 5000})
+    with pytest.raises(ValueError, match=r"other settings: data_options=\{'max_length': 100, 'max_tokens': 5000\}"):
+        Runner(other, tmp_path)
+
+
+def test_cli_says_what_stopped_a_run(tmp_path, monkeypatch, capsys):
+    def stopped(self):
+        raise ValueError("the network file is missing")
+
+    monkeypatch.setattr(Runner, "run", stopped)
+    assert main(["run", "quickstart", "--output", str(tmp_path / "out"), "--verbose", "0"]) == 2
+    assert capsys.readouterr().err == "error: the network file is missing\n"
+    assert main(["quickstart", "--seed", "-1", "--output", str(tmp_path / "out")]) == 2
+    assert "seed must be a non-negative integer; got -1" in capsys.readouterr().err
+
+
+def test_a_recorded_network_whose_file_is_gone_is_not_silently_trained_again(tmp_path):
+    small = dataclasses.replace(TINY, quick=Budget(epochs=1, train=300, test=100))
+    Runner(small, tmp_path, quick=True, skip_heads=["openmax"], verbose=0).run()
+    (tmp_path / "networks" / "mnist_cnn-dhrnet.keras").unlink()
+    before = (tmp_path / "results.json").read_text()
+    with pytest.raises(ValueError, match=r"records the network mnist_cnn-dhrnet as trained, but its file .* missing"):
+        Runner(small, tmp_path, quick=True, verbose=0).run()  # openmax is pending: it would need the network
+    assert (tmp_path / "results.json").read_text() == before
+    assert not (tmp_path / "networks" / "mnist_cnn-dhrnet.keras").exists()
+
+
+def test_networks_and_features_are_written_whole_and_an_unreadable_cache_is_extracted_again(tmp_path, capsys):
+    small = dataclasses.replace(TINY, quick=Budget(epochs=1, train=300, test=100))
+    Runner(small, tmp_path, quick=True, skip_heads=["openmax"], verbose=0).run()
+    assert sorted(p.name for p in (tmp_path / "networks").iterdir()) == ["mnist_cnn-dhrnet.keras"]
+    assert sorted(p.name for p in (tmp_path / "features").iterdir()) == ["mnist_cnn-dhrnet.npz"]
+    cache = tmp_path / "features" / "mnist_cnn-dhrnet.npz"
+    cache.write_bytes(cache.read_bytes()[:1000])  # as a crash in the middle of np.savez would have left it
+    Runner(small, tmp_path, quick=True, verbose=1).run()
+    assert re.search(r"\[mnist_cnn-dhrnet\] the cached features .*mnist_cnn-dhrnet\.npz are unreadable \(",
+                     capsys.readouterr().out)
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert "mnist_cnn-dhrnet/openmax/noise" in results
+    with np.load(cache) as archive:
+        assert {"train/logits", "known/logits", "noise/fingerprint"} <= set(archive.files)
 
 
 def test_sample_omniglot_outliers_are_a_seeded_draw_not_the_first_characters(tmp_path):
@@ -523,6 +578,10 @@ def test_make_detector_names():
 def test_bad_runner_arguments(tmp_path):
     with pytest.raises(ValueError, match="epochs must be a non-negative integer; got -3"):
         Runner("mnist-outliers", tmp_path, epochs=-3)
+    for seed in (-1, 1.5, "0"):
+        with pytest.raises(ValueError, match=f"seed must be a non-negative integer; got {seed!r}"):
+            Runner("mnist-outliers", tmp_path, seed=seed)
+    assert Runner("dbpedia", tmp_path, only=[10, "8"]).evaluations == (10, 8)  # the values, or as the CLI gives
     with pytest.raises(ValueError, match="DBpedia data set is read from local files only"):
         Runner("dbpedia", tmp_path, source="tfds")
     with pytest.raises(ValueError, match=r"cannot skip \['crossr'\]: mnist-outliers's heads are"):

@@ -229,3 +229,16 @@ def test_dbpedia_trains_one_network_per_seed_for_every_setting(tmp_path, data_di
 
     row = next(line for line in report.render(experiment, results).splitlines() if "| dhrnet | openmax |" in line)
     assert row.split("|")[3].strip() == "– (0.729)"  # 4/8: the failed head has no number; the report renders
+
+
+def test_a_head_that_cannot_be_fitted_for_timing_is_reported_and_the_run_goes_on(tmp_path, data_dir, monkeypatch):
+    from keras_crosr.experiments import runtime
+
+    def too_few(head, features, labels, tail_size, alpha=None):
+        raise ValueError(f"runtime: class 3 has 1 correctly classified fitting samples ({head})")
+
+    monkeypatch.setattr(runtime, "fit_timing_head", too_few)
+    runner = Runner(_runtime_experiment(), tmp_path, quick=True, source="local", data_dir=data_dir, verbose=0)
+    text = runner.run()  # no exception: the problem is reported
+    assert "[runtime] cifar_cnn not timed: softmax head: runtime: class 3 has 1 correctly" in text
+    assert not [key for key in runner.workspace.results if key.startswith("runtime/")]

@@ -59,6 +59,10 @@ def _outliers(experiment, results):
                      for (backbone, method), scores in paper.TABLE3_CIFAR10_F1_OTHERS.items() if backbone in backbones]
         sections.append(f"### {title}\n\n" + _table(["backbone", "training", "detector", *experiment.evaluations],
                                                     rows))
+    figures = results.get("figures", {})
+    if figures:
+        sections.append("### Macro-F1 against the rejection threshold (Figure 5)\n\n"
+                        + "\n".join(f"![{name}]({path})" for name, path in sorted(figures.items())))
     return sections
 
 

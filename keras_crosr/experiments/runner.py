@@ -9,7 +9,7 @@ A run lives in one output directory::
     OUTPUT/networks/KEY.keras  trained networks (KEY.backup/ holds BackupAndRestore state while training)
     OUTPUT/features/KEY.npz    cached (logits, latent) of every set a network is evaluated on, with a fingerprint
                                of the inputs they came from
-    OUTPUT/figures/*.png       figures (F1 vs threshold, sorted samples)
+    OUTPUT/figures/*.png       figures: F1 vs threshold (Fig. 5) of the outlier experiments, sorted samples (Fig. 6)
 
 Running again with the same directory skips every finished evaluation and reuses trained networks and
 features, so an interrupted run resumes where it stopped; an interrupted training resumes from its last epoch.
@@ -21,6 +21,7 @@ import json
 import os
 import shutil
 import time
+import zipfile
 from pathlib import Path
 
 import keras
@@ -196,6 +197,8 @@ class Runner:
         self.experiment = get_experiment(experiment) if isinstance(experiment, str) else experiment
         if epochs is not None and not is_integer(epochs, 0):
             raise ValueError(f"epochs must be a non-negative integer; got {epochs!r}")
+        if not is_integer(seed, 0):
+            raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
         if self.experiment.kind == "dbpedia" and source == "tfds":
             raise ValueError("the DBpedia data set is read from local files only (data_dir or $KERAS_CROSR_DATA); "
                              "source='tfds' cannot serve it")
@@ -209,7 +212,7 @@ class Runner:
         self.training = self.budget.apply(self.experiment.training) if quick else self.experiment.training
         self.epochs = int(epochs) if epochs is not None else self.training.epochs
         self.data = {"source": source, "data_dir": data_dir}
-        self.seed = seed
+        self.seed = int(seed)
         self.verbose = verbose
         evaluations = self.experiment.evaluations
         if not only and quick and self.budget.evaluations:
@@ -219,7 +222,7 @@ class Runner:
                 self.log(f"--quick evaluates {', '.join(only)}; name others with --only "
                          f"({', '.join(left_out)})")
         if only:
-            unknown = [e for e in only if e not in [str(v) for v in evaluations]]
+            unknown = [e for e in only if str(e) not in [str(v) for v in evaluations]]
             if unknown:
                 raise ValueError(f"{unknown} not among {self.experiment.name}'s evaluations {list(evaluations)}")
             evaluations = tuple(e for e in evaluations if str(e) in [str(o) for o in only])
@@ -264,6 +267,8 @@ class Runner:
                     "train": self.limit("train"), "test": self.limit("test"), **training}
         if self.experiment.kind == "class_split":
             settings["splits"] = self.splits
+        if self.experiment.data_options:  # e.g. DBpedia's vocabulary: the networks' inputs depend on it
+            settings["data_options"] = dict(self.experiment.data_options)
         return settings
 
     def _check_backbones(self):
@@ -319,6 +324,12 @@ class Runner:
         if path.exists():
             self.log(f"[{key}] reusing trained network {path}")
             return keras.saving.load_model(path, compile=False)
+        if self.workspace.has(f"{key}/training"):
+            raise ValueError(
+                f"{self.workspace.path} records the network {key} as trained, but its file {path} is missing: the "
+                "results and cached features recorded for it came from that network, and a new training would "
+                "not reproduce it. Put the file back to resume, or choose another output directory."
+            )
         training = self.training
         keras.utils.set_random_seed(self.seed)
         model = build_dhrnet(
@@ -355,7 +366,9 @@ class Runner:
         compile_dhrnet(model, keras.optimizers.SGD(training.learning_rate, momentum=training.momentum),
                        classification_weight=training.classification_weight,
                        reconstruction_weight=training.reconstruction_weight)
-        model.save(path)
+        partial = path.with_name(f"{key}.partial.keras")  # written whole, then renamed: never a truncated file
+        model.save(partial)
+        os.replace(partial, path)
         self.workspace.record(f"{key}/training", {
             "backbone": backbone, "variant": variant, "epochs": self.epochs, "train_samples": int(len(x_train)),
             "batch_size": training.batch_size, "learning_rate": training.learning_rate,
@@ -368,7 +381,13 @@ class Runner:
         """``{name: {"logits", "latent"?}}`` for each input array, cached in ``features/KEY.npz`` with the
         fingerprint of the array; a cached entry is used only for the inputs it was made from."""
         path = self.workspace.path / "features" / f"{key}.npz"
-        cached = dict(np.load(path)) if path.exists() else {}
+        cached = {}
+        if path.exists():
+            try:
+                with np.load(path) as archive:
+                    cached = dict(archive)
+            except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+                self.log(f"[{key}] the cached features {path} are unreadable ({error}): extracting again")
         extractor = None
         for name, x in arrays.items():
             digest = fingerprint(x)
@@ -381,7 +400,10 @@ class Runner:
             for output, value in out.items():
                 cached[f"{name}/{output}"] = np.asarray(value, dtype=np.float32)
             cached[f"{name}/fingerprint"] = np.array(digest)
-            np.savez(path, **cached)
+            partial = path.with_name(f"{path.name}.partial")
+            with open(partial, "wb") as file:
+                np.savez(file, **cached)
+            os.replace(partial, path)
         return {
             name: {k.split("/", 1)[1]: v for k, v in cached.items()
                    if k.split("/", 1)[0] == name and not k.endswith("/fingerprint")}
@@ -540,6 +562,35 @@ class Runner:
             where = {"backbone": network.backbone, "dataset": experiment.dataset}
             heads = self.fit_heads(network, feats["train"], y_train, heads=missing, **where)
             self._evaluate_heads(key, heads, feats, y_test, list(outliers), **where)
+        self._draw_f1_vs_threshold()
+
+    def _draw_f1_vs_threshold(self):
+        """Figure 5: per outlier set, the recorded macro-F1 against the rejection threshold of every network and
+        head, drawn into ``figures/f1_vs_threshold_{set}.png`` and recorded under ``"figures"``."""
+        from matplotlib.figure import Figure
+
+        from keras_crosr import plots
+
+        figures = {}
+        for name in self.experiment.evaluations:
+            curves = {}
+            for network in self.experiment.networks:
+                for head in network.heads:
+                    value = self.workspace.results.get(f"{network.key}/{head}/{name}")
+                    curve = value.get("f1_vs_threshold", {}) if isinstance(value, dict) else {}
+                    if all(f"{t:.2f}" in curve for t in F1_THRESHOLDS):
+                        curves[f"{network.key} + {head}"] = [curve[f"{t:.2f}"] for t in F1_THRESHOLDS]
+            if not curves:
+                continue
+            figure = Figure(figsize=(6, 4.5))
+            ax = plots.plot_f1_vs_threshold(F1_THRESHOLDS, curves, ax=figure.subplots())
+            ax.set_title(f"{self.experiment.name}, unknowns: {name}")
+            ax.legend(fontsize=7)
+            filename = f"f1_vs_threshold_{name}.png"
+            figure.savefig(self.workspace.path / "figures" / filename, dpi=120, bbox_inches="tight")
+            figures[name] = f"figures/{filename}"
+        if figures and figures != self.workspace.results.get("figures"):
+            self.workspace.record("figures", figures)
 
     def _run_class_split(self):
         for dataset in self.evaluations:

@@ -120,7 +120,8 @@ def fit_timing_head(head, features, labels, tail_size, alpha=None):
     if head != "softmax" and tail < 2:
         raise ValueError(
             f"runtime: class {int(np.argmin(correct))} has {correct.min()} correctly classified fitting samples; "
-            "the Weibull fit needs 2 or more. Use more training images or train the networks (--epochs)."
+            "the Weibull fit needs 2 or more. Train longer (--epochs), or time untrained networks (--epochs 0: a "
+            "least-squares readout then classifies the fitting images; the time does not depend on the weights)."
         )
     detector = make_detector(head, tail_size=max(tail, 2), alpha=alpha)
     return detector.fit(features if head == "crosr" else logits, labels)
@@ -149,7 +150,7 @@ def time_per_image(models, images, warmup=WARMUP_CALLS):
 
 def _timing_models(runner, pairs, train, fit, num_classes):
     """``({head: open-set model}, {head: tail size})`` of one backbone's ``(network, head)`` pairs, or None
-    when a training diverged (the runner reports it)."""
+    when a training diverged or a head cannot be fitted (the runner reports it; other backbones go on)."""
     (x_train, y_train), (x_fit, y_fit) = train, fit
     models, tails = {}, {}
     for network in dict.fromkeys(network for network, _ in pairs):
@@ -161,8 +162,12 @@ def _timing_models(runner, pairs, train, fit, num_classes):
         else:
             features = fit_readout(model, x_fit, y_fit, num_classes)
         for head in (h for n, h in pairs if n is network):
-            detector = fit_timing_head(head, features, y_fit, runner.experiment.tail_size_for(network.backbone),
-                                       runner.experiment.alpha_for(runner.experiment.dataset))
+            try:
+                detector = fit_timing_head(head, features, y_fit, runner.experiment.tail_size_for(network.backbone),
+                                           runner.experiment.alpha_for(runner.experiment.dataset))
+            except ValueError as error:
+                runner._problem(f"[runtime] {network.backbone} not timed: {head} head: {error}")
+                return None
             tails[head] = getattr(detector, "tail_size", None)
             models[head] = build_open_set_model(model, detector, name=f"{network.backbone}_{head}")
     return models, tails
