@@ -53,8 +53,8 @@ class OpenSetLayer(keras.layers.Layer):
 
     The weights are non-trainable and set by `OpenSetLayer.from_detector(detector)`. The computation is the
     detector's `predict_proba` (see `keras_crosr.openset.CROSR`): distances to the class means (the
-    detector's `distance`: l2, cosine or OSDN's eucos), libMR W-scores, optional rank calibration `R_alpha`, the calibrated activations of Eq. 2 and a softmax over
-    N + 1 classes.
+    detector's `distance`: l2, cosine or OSDN's eucos), libMR W-scores, optional rank calibration `R_alpha`,
+    the calibrated activations of Eq. 2 and a softmax over N + 1 classes.
 
     The layer computes in float32 (its default `dtype`, also under a mixed-precision policy, whose float16 would
     change the probabilities). For float32 accuracy, the W-score `1 - exp(-(t / scale) ** shape)` with

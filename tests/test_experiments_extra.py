@@ -203,6 +203,16 @@ def test_samples_experiment_draws_each_method(tmp_path, data_dir, capsys):
     assert again.workspace.results == results
     output = capsys.readouterr().out
     assert "[samples]" not in output and "[mnist_cnn-dhrnet]" not in output  # nothing re-trained or re-drawn
+    crosr = make_detector("crosr", tail_size=5)
+    assert results["samples/mnist_cnn-dhrnet/crosr/omniglot"]["detector"] == crosr.get_params()
+
+    other_tail = Runner(dataclasses.replace(experiment, tail_size={"mnist_cnn": 6}), tmp_path, quick=True,
+                        source="local", data_dir=data_dir, verbose=1)
+    other_tail.run()  # the heads' records are made again with the detector settings they get now
+    remade = other_tail.workspace.results
+    assert all(remade[f"samples/mnist_cnn-dhrnet/{head}/omniglot"]["detector"]["tail_size"] == 6
+               for head in ("openmax", "crosr"))
+    assert "reusing trained network" in capsys.readouterr().out
 
 
 def test_dbpedia_trains_one_network_per_seed_for_every_setting(tmp_path, data_dir):

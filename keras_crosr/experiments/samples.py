@@ -46,18 +46,24 @@ def sorted_samples_figure(runner):
     "left_half_misclassified_known", "top_half_unknown", "known", "unknown"}``: ``left_half_*`` are fractions
     of the more confident half of the drawn sample, ``top_half_unknown`` the fraction of unknowns among the
     ``known`` most confident of all scored samples (0 for a perfect method, 0.5 for a random order at the
-    paper's 1:1 ratio). A head that cannot be fitted is recorded with its error message.
+    paper's 1:1 ratio), and ``detector``, the head's ``get_params()``: a record made with other detector
+    settings is made again. A head that cannot be fitted is recorded with its error message.
     """
     experiment = runner.experiment
-    pending = [n for n in runner.networks if not all(
-        runner.workspace.has(f"samples/{n.key}/{head}/{name}")
-        for head in n.heads if head not in runner.skip_heads for name in runner.evaluations
-    )]
-    if not pending:
+
+    def finished(network, head, name):
+        params = runner.detector(head, network.backbone, experiment.dataset).get_params()
+        return runner.workspace.has(f"samples/{network.key}/{head}/{name}", params)
+
+    def pending(names):
+        return [n for n in runner.networks if not all(
+            finished(n, head, name) for head in n.heads if head not in runner.skip_heads for name in names)]
+
+    if not pending(runner.evaluations):
         return
     x_train, y_train, x_test, y_test, outliers = runner.load_outlier_benchmark()
     num_classes = int(y_train.max()) + 1
-    for network in pending:
+    for network in pending(list(outliers)):  # an unavailable outlier set keeps no network pending
         model = runner.train(network.key, network.backbone, network.variant, x_train, y_train, num_classes)
         if model is None:  # training diverged; the runner reports it
             continue
@@ -67,7 +73,7 @@ def sorted_samples_figure(runner):
         for head, detector in heads.items():
             for name, x_out in outliers.items():
                 key = f"{network.key}/{head}/{name}"
-                if runner.workspace.has(f"samples/{key}"):
+                if finished(network, head, name):
                     continue
                 if isinstance(detector, Exception):
                     runner.workspace.record(f"samples/{key}", {"status": "failed", "message": str(detector)})
@@ -94,6 +100,7 @@ def sorted_samples_figure(runner):
                     "top_half_unknown": half["unknown"],
                     "known": int(len(x_test)),
                     "unknown": int(len(x_out)),
+                    "detector": detector.get_params(),
                 })
                 figures = dict(runner.workspace.results.get("figures", {}))
                 figures[key] = f"figures/{filename}"
