@@ -184,10 +184,13 @@ def test_a_diverged_training_is_reported_not_saved_and_trained_again_by_a_rerun(
     text = Runner(small, tmp_path, quick=True, verbose=0).run()
     assert "[mnist_cnn-dhrnet] training diverged (NaN/inf loss after 1 epochs) with learning rate 0.05" in text
     assert not list((tmp_path / "networks").iterdir())  # neither the network nor a BackupAndRestore state
-    assert not (tmp_path / "results.json").exists()  # nothing of the network was recorded
+    recorded = json.loads((tmp_path / "results.json").read_text())
+    assert sorted(recorded) == ["problems/mnist_cnn-dhrnet", "run"]  # nothing of the network but its problem
+    assert main(["report", "quickstart", str(tmp_path / "results.json")]) == 2  # no results to render
     monkeypatch.setattr(Runner, "load_outlier_benchmark", real_benchmark)
     rerun = Runner(small, tmp_path, quick=True, verbose=0)
     assert "diverged" not in rerun.run()
+    assert "problems/mnist_cnn-dhrnet" not in rerun.workspace.results
     assert rerun.workspace.results["mnist_cnn-dhrnet/training"]["resumed_at_epoch"] == 0
     assert (tmp_path / "networks" / "mnist_cnn-dhrnet.keras").is_file()
 
@@ -604,6 +607,15 @@ def test_an_outlier_set_that_loads_now_is_no_longer_reported_unavailable(tmp_pat
     assert len(noise) == 10000
     assert "unavailable/noise" not in json.loads((tmp_path / "results.json").read_text())
     assert "noise not evaluated" not in report.render(runner.experiment, runner.workspace.results)
+
+
+def test_a_set_evaluated_by_an_earlier_run_is_not_reported_as_never_evaluated():
+    experiment = get_experiment("cifar10-outliers")
+    results = {"unavailable/lsun_crop": "no LSUN folder", "unavailable/lsun_resize": "no LSUN_resize folder",
+               "cifar_cnn-dhrnet/crosr/lsun_resize": {"macro_f1": 0.5, "auroc": 0.6}}
+    text = report.render(experiment, results)
+    assert "- lsun_crop not evaluated: no LSUN folder" in text
+    assert "- lsun_resize was not available to the last run (its numbers come from an earlier one): no" in text
 
 
 def test_report_of_class_split_averages_trials():

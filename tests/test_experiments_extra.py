@@ -252,3 +252,8 @@ def test_a_head_that_cannot_be_fitted_for_timing_is_reported_and_the_run_goes_on
     text = runner.run()  # no exception: the problem is reported
     assert "[runtime] cifar_cnn not timed: softmax head: runtime: class 3 has 1 correctly" in text
     assert not [key for key in runner.workspace.results if key.startswith("runtime/")]
+    recorded = json.loads((tmp_path / "results.json").read_text())
+    assert recorded["problems/runtime-cifar_cnn"].startswith("[runtime] cifar_cnn not timed")  # for `report`
+    monkeypatch.undo()
+    text = Runner(_runtime_experiment(), tmp_path, quick=True, source="local", data_dir=data_dir, verbose=0).run()
+    assert "not timed" not in text and "| cifar_cnn | crosr |" in text

@@ -197,6 +197,13 @@ def _failures(experiment, results):
             for (head, message), sets in grouped.items()]
 
 
+def _unavailable_note(name, why, results):
+    """The caveat of a data set the last run could not load: not evaluated, or evaluated by an earlier run."""
+    if any(name in key.split("/") for key in results if not key.startswith(("unavailable/", "problems/"))):
+        return f"{name} was not available to the last run (its numbers come from an earlier one): {why}"
+    return f"{name} not evaluated: {why}"
+
+
 def holds_results(experiment, results):
     """Whether ``results`` (a ``results.json`` dict) holds any result of ``experiment``'s kind and networks."""
     first = {"outliers": lambda key: key.split("/", 1)[0] in {n.key for n in experiment.networks},
@@ -207,7 +214,7 @@ def holds_results(experiment, results):
     return any(first(key) for key in results)
 
 
-def render(experiment, results, *, settings=None, problems=()):
+def render(experiment, results, *, settings=None):
     """The Markdown report of one run: our number first, the paper's in parentheses.
 
     ``settings``: the run's recorded settings (its ``run.json``), which say whether it was a quick run; default:
@@ -227,7 +234,8 @@ def render(experiment, results, *, settings=None, problems=()):
     lines += ["\n\n".join(sections), ""]
     unavailable = {k.split("/", 1)[1]: v for k, v in results.items() if k.startswith("unavailable/")}
     notes = [*_splits(experiment, settings), *experiment.caveats, *_other_backbones(experiment, results),
-             *(f"{name} not evaluated: {why}" for name, why in unavailable.items()), *problems,
+             *(_unavailable_note(name, why, results) for name, why in unavailable.items()),
+             *(why for key, why in sorted(results.items()) if key.startswith("problems/")),
              *_failures(experiment, results)]
     if notes:
         lines += ["Caveats:", *[f"- {note}" for note in notes], ""]

@@ -254,7 +254,6 @@ class Runner:
             from keras_crosr.experiments.runtime import check_methods
 
             check_methods(self)
-        self.problems = []
         legacy = {"splits": protocols.SPLITS_BEFORE_CHOICE} if self.experiment.kind == "class_split" else {}
         self.workspace = Workspace(output_dir, self.settings(), legacy=legacy)
         self._check_backbones()
@@ -310,10 +309,14 @@ class Runner:
         if self.verbose:
             print(message, flush=True)
 
-    def _problem(self, message):
-        """Logs what kept part of the run from finishing; the report lists these under its caveats."""
-        self.problems.append(message)
+    def _problem(self, key, message):
+        """Records (as ``problems/KEY``) and logs what kept part of the run from finishing; the report lists
+        these under its caveats until a later run finishes that part (:meth:`_solved`)."""
+        self.workspace.record(f"problems/{key}", message)
         self.log(message)
+
+    def _solved(self, key):
+        self.workspace.forget(f"problems/{key}")
 
     def train(self, key, backbone, variant, x_train, y_train, num_classes, **build_kwargs):
         """The trained network ``key``: loaded when saved by an earlier run, else trained and saved.
@@ -355,6 +358,7 @@ class Runner:
             )
             if not np.all(np.isfinite(history.history.get("loss", [0.0]))):
                 self._problem(
+                    key,
                     f"[{key}] training diverged (NaN/inf loss after {len(history.history['loss'])} epochs) with "
                     f"learning rate {training.learning_rate}: lower it in the experiment's Training configuration"
                 )
@@ -369,6 +373,7 @@ class Runner:
         partial = path.with_name(f"{key}.partial.keras")  # written whole, then renamed: never a truncated file
         model.save(partial)
         os.replace(partial, path)
+        self._solved(key)
         self.workspace.record(f"{key}/training", {
             "backbone": backbone, "variant": variant, "epochs": self.epochs, "train_samples": int(len(x_train)),
             "batch_size": training.batch_size, "learning_rate": training.learning_rate,
@@ -501,8 +506,7 @@ class Runner:
             if created:
                 self.workspace.remove_if_empty()
             raise
-        text = report.render(self.experiment, self.workspace.results, settings=self.workspace.settings,
-                             problems=self.problems)
+        text = report.render(self.experiment, self.workspace.results, settings=self.workspace.settings)
         (self.workspace.path / "results.md").write_text(text)
         self.log(f"{self.experiment.name}: done in {time.perf_counter() - start:.0f} s; "
                   f"results in {self.workspace.path / 'results.md'}")

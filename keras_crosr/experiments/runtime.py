@@ -166,7 +166,8 @@ def _timing_models(runner, pairs, train, fit, num_classes):
                 detector = fit_timing_head(head, features, y_fit, runner.experiment.tail_size_for(network.backbone),
                                            runner.experiment.alpha_for(runner.experiment.dataset))
             except ValueError as error:
-                runner._problem(f"[runtime] {network.backbone} not timed: {head} head: {error}")
+                runner._problem(f"runtime-{network.backbone}",
+                                f"[runtime] {network.backbone} not timed: {head} head: {error}")
                 return None
             tails[head] = getattr(detector, "tail_size", None)
             models[head] = build_open_set_model(model, detector, name=f"{network.backbone}_{head}")
@@ -210,6 +211,7 @@ def measure_runtime(runner):
         if built is None:
             continue
         models, tails = built
+        runner._solved(f"runtime-{backbone}")
         runner.log(f"[runtime] timing {', '.join(models)} on {backbone}: {len(x_timed)} images at batch size 1")
         timings = time_per_image(models, x_timed)
         softmax = timings["softmax"][0]
