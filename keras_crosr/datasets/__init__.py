@@ -4,7 +4,8 @@ Images are float32 in [0, 1], NHWC, with int64 labels; text is int32 token ids `
 padding and 1 = out-of-vocabulary. The loaders of data sets that tensorflow-datasets serves take
 ``source="auto" | "tfds" | "local"``; the others (Noise, the ImageNet and LSUN crops and resizes) are synthetic
 or local only and take no ``source``. Local files are read from ``data_dir=`` (default ``$KERAS_CROSR_DATA``),
-laid out as keras-crosr's ``DATA.md`` describes. Nothing is ever written into ``data_dir``.
+laid out as keras-crosr's ``DATA.md`` describes. The loaders never write into ``data_dir``;
+:mod:`keras_crosr.datasets.pack_tinyimagenet` writes the Tiny ImageNet files there from the official download.
 """
 
 from keras_crosr.datasets._source import ENV_VAR

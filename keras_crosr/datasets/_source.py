@@ -53,7 +53,11 @@ def _missing_message(dataset, filename, root):
     )
 
 
-def resolve(dataset, filename, *, source="auto", data_dir=None, tfds_name=None):
+def _with_hint(message, hint):
+    return f"{message}; {hint}" if hint else message
+
+
+def resolve(dataset, filename, *, source="auto", data_dir=None, tfds_name=None, hint=None):
     """Decides where ``dataset`` is read from.
 
     Args:
@@ -62,6 +66,7 @@ def resolve(dataset, filename, *, source="auto", data_dir=None, tfds_name=None):
         source: ``"auto"``, ``"tfds"`` or ``"local"``.
         data_dir: local data root; defaults to ``$KERAS_CROSR_DATA``.
         tfds_name: the tensorflow-datasets name, or ``None`` when tfds does not provide the data set.
+        hint: optional advice added to the errors that a local file is missing, e.g. how to make it.
 
     ``"auto"`` goes to tfds quietly when no data root is set, and with a ``UserWarning`` naming the missing file
     when an existing data root lacks it.
@@ -86,17 +91,17 @@ def resolve(dataset, filename, *, source="auto", data_dir=None, tfds_name=None):
     local_ok = path is not None and path.exists()
     if source == "local" or (source == "auto" and local_ok):
         if not local_ok:
-            raise DatasetNotFoundError(_missing_message(dataset, filename, root))
+            raise DatasetNotFoundError(_with_hint(_missing_message(dataset, filename, root), hint))
         return "local", path
     if tfds_name is None:
         if source == "tfds":
-            raise DatasetNotFoundError(
+            raise DatasetNotFoundError(_with_hint(
                 f"{dataset} is not available from tensorflow-datasets; use source='local' with its "
-                f"{filename!r} in data_dir or ${ENV_VAR} ({LAYOUT})"
-            )
-        raise DatasetNotFoundError(
-            _missing_message(dataset, filename, root) + "; tensorflow-datasets does not provide it"
-        )
+                f"{filename!r} in data_dir or ${ENV_VAR} ({LAYOUT})", hint
+            ))
+        raise DatasetNotFoundError(_with_hint(
+            _missing_message(dataset, filename, root) + "; tensorflow-datasets does not provide it", hint
+        ))
     if source == "auto" and not _tfds_importable():
         raise DatasetNotFoundError(
             _missing_message(dataset, filename, root)

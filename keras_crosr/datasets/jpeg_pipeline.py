@@ -22,6 +22,7 @@ from keras_crosr._validation import is_integer
 from keras_crosr.datasets import _images
 from keras_crosr.datasets import _source
 from keras_crosr.datasets.tinyimagenet import NUM_CLASSES as TINYIMAGENET_CLASSES
+from keras_crosr.datasets.tinyimagenet import PACK_HINT
 from keras_crosr.datasets.tinyimagenet import TRAIN_DIR
 from keras_crosr.datasets.tinyimagenet import TRAIN_PARTS
 from keras_crosr.datasets.tinyimagenet import VAL_FILE
@@ -188,7 +189,7 @@ def tinyimagenet_tf_dataset(
     if label_order not in ("wnids", "sorted"):
         raise ValueError(f"Tiny ImageNet: label_order must be 'wnids' or 'sorted', got {label_order!r}")
     filename = TRAIN_DIR if split == "train" else VAL_FILE
-    path = _source.resolve("Tiny ImageNet", filename, source="local", data_dir=data_dir)[1]
+    path = _source.resolve("Tiny ImageNet", filename, source="local", data_dir=data_dir, hint=PACK_HINT)[1]
     paths = [path / f"tinyimagenet_train_part{k}.npz" for k in range(TRAIN_PARTS)] if split == "train" else [path]
     label_map = None
     if label_order == "sorted":

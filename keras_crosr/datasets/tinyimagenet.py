@@ -8,7 +8,8 @@ distributed with ARPL and "Open-set recognition: a good closed-set classifier is
 Local files (keras-crosr's ``DATA.md``): ``tinyimagenet_train/tinyimagenet_train_part{0..3}.npz`` (part =
 wnids label // 50, 25,000 images each), ``tinyimagenet_val.npz`` (10,000, 50 per class) and
 ``tinyimagenet_test.npz`` (10,000 unlabelled test images plus the crop corners ``crop_yx``). tensorflow-datasets
-has no Tiny ImageNet, so these loaders are local only.
+has no Tiny ImageNet, so these loaders are local only; :mod:`keras_crosr.datasets.pack_tinyimagenet` makes the
+files from the official ``tiny-imagenet-200.zip``.
 
 Memory: images are decoded once into the float32 output, 48 KiB per 64x64 image: 4.6 GiB for the whole training
 split, 469 MiB for val or for the 20 known classes of a class-separation trial (pass ``classes=``: only the
@@ -26,6 +27,10 @@ TRAIN_PARTS = 4
 VAL_FILE = "tinyimagenet_val.npz"
 TEST_FILE = "tinyimagenet_test.npz"
 LABEL_ORDERS = ("wnids", "sorted")
+PACK_HINT = (
+    "make these files from the official download http://cs231n.stanford.edu/tiny-imagenet-200.zip with "
+    "`python -m keras_crosr.datasets.pack_tinyimagenet tiny-imagenet-200.zip DATA_DIR`"
+)
 
 
 def sorted_to_wnids_labels(wnids):
@@ -53,7 +58,7 @@ def _check_label_order(label_order):
 
 
 def _local(filename, data_dir):
-    return _source.resolve("Tiny ImageNet", filename, source="local", data_dir=data_dir)[1]
+    return _source.resolve("Tiny ImageNet", filename, source="local", data_dir=data_dir, hint=PACK_HINT)[1]
 
 
 def load_tinyimagenet_wnids(*, data_dir=None):
@@ -81,14 +86,14 @@ def load_tinyimagenet(
     _source.check_split(split, ("train", "val"), "Tiny ImageNet")
     _check_label_order(label_order)
     filename = TRAIN_DIR if split == "train" else VAL_FILE
-    path = _source.resolve("Tiny ImageNet", filename, source=source, data_dir=data_dir)[1]
+    path = _source.resolve("Tiny ImageNet", filename, source=source, data_dir=data_dir, hint=PACK_HINT)[1]
     if split == "train":
         paths = [path / f"tinyimagenet_train_part{k}.npz" for k in range(TRAIN_PARTS)]
         missing = [str(p) for p in paths if not p.is_file()]
         if missing:
             raise _source.DatasetNotFoundError(
                 f"Tiny ImageNet: missing training parts {missing}; set {_source.ENV_VAR} or data_dir= to the "
-                f"folder holding them ({_source.LAYOUT})"
+                f"folder holding them ({_source.LAYOUT}); {PACK_HINT}"
             )
     else:
         paths = [path]
