@@ -167,7 +167,9 @@ class TopDownCombiner(keras.layers.Layer):
     Call arguments:
         inputs: ``[top_down, lateral]`` or ``lateral`` alone. ``lateral`` has the shape of ``x_l``,
             ``(batch, H, W, C)`` or ``(batch, T, C)``; ``top_down`` has the same rank, spatial sizes that divide
-            those of ``lateral``, and any channel count.
+            those of ``lateral``, and any channel count. With ``top_down``, the spatial sizes of both inputs
+            must be static (not None) when the layer is built, as the up-sampling factors are fixed then: build
+            the model with a fixed ``input_shape``.
 
     Returns:
         ``x~_l``, of the shape of ``lateral``.
@@ -207,7 +209,13 @@ class TopDownCombiner(keras.layers.Layer):
                 )
             factors = []
             for axis, (coarse, fine) in enumerate(zip(top_shape[1:-1], lateral_shape[1:-1]), start=1):
-                if coarse is None or fine is None or coarse <= 0 or fine % coarse:
+                if coarse is None or fine is None:
+                    raise ValueError(
+                        f"TopDownCombiner {self.name!r}: the spatial sizes must be known (static) to up-sample "
+                        f"the top-down input, but axis {axis} is None (shapes {lateral_shape} and {top_shape}); "
+                        "build the model with a fixed `input_shape`, e.g. (32, 32, 3) rather than (None, None, 3)."
+                    )
+                if coarse <= 0 or fine % coarse:
                     raise ValueError(
                         f"TopDownCombiner {self.name!r}: the spatial size {fine} of the lateral input is not an "
                         f"integer multiple of the size {coarse} of the top-down input on axis {axis} (shapes "

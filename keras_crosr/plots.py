@@ -24,7 +24,11 @@ def _new_axes(ax, figsize):
 
 
 def _as_images(images, name):
-    """`images` as float32 `(n, H, W, C)` with C in (1, 3), or a clear error."""
+    """`images` as float32 `(n, H, W, C)` in [0, 1] scale with C in (1, 3), or a clear error.
+
+    Integer images are read as 0..255 (divided by 255, as matplotlib's ``imshow`` reads uint8); float images
+    are taken as [0, 1] and left unscaled.
+    """
     images = np.asarray(images)
     if images.dtype.kind not in "iuf":
         raise TypeError(f"`{name}` must be numeric images; got dtype {images.dtype}.")
@@ -34,11 +38,18 @@ def _as_images(images, name):
         raise ValueError(
             f"`{name}` must be images of shape (n, H, W), (n, H, W, 1) or (n, H, W, 3); got {images.shape}."
         )
-    return images.astype(np.float32)
+    if images.dtype.kind == "f":
+        return images.astype(np.float32)
+    if images.size and (images.min() < 0 or images.max() > 255):
+        raise ValueError(
+            f"`{name}` has integer dtype {images.dtype}, read as 0..255, but its values span "
+            f"[{images.min()}, {images.max()}]; pass uint8 values in 0..255 or floats in [0, 1]."
+        )
+    return images.astype(np.float32) / np.float32(255.0)
 
 
 def _show_image(ax, image):
-    """Draws one `(H, W, C)` image in [0, 1] (clipped) without ticks."""
+    """Draws one float `(H, W, C)` image in [0, 1] (clipped) without ticks."""
     image = np.clip(image, 0.0, 1.0)
     if image.shape[-1] == 1:
         ax.imshow(image[..., 0], cmap="gray", vmin=0.0, vmax=1.0)
@@ -97,7 +108,8 @@ def plot_sorted_samples(images, confidence, labels, predictions, unknown_label, 
     A method that gives unknowns low confidence shows few red frames.
 
     Args:
-        images: `(m, H, W)` or `(m, H, W, C)` images in [0, 1], C in (1, 3).
+        images: `(m, H, W)` or `(m, H, W, C)` images, C in (1, 3): floats in [0, 1] or integers in 0..255
+            (e.g. raw uint8 MNIST), drawn alike.
         confidence: `(m,)` the method's confidence, e.g. the largest known probability of ``predict_proba``.
         labels: `(m,)` true labels in ``0..N``, ``unknown_label`` (N) for unknown samples.
         predictions: `(m,)` the method's predictions in ``0..N``.
@@ -203,8 +215,9 @@ def plot_reconstructions(x, reconstruction, n=8):
     """Inputs (top row) and their DHRNet reconstructions (bottom row).
 
     Args:
-        x: `(m, H, W)` or `(m, H, W, C)` input images in [0, 1].
-        reconstruction: the model's ``"reconstruction"`` output for ``x``, same shape (clipped to [0, 1]).
+        x: `(m, H, W)` or `(m, H, W, C)` input images, C in (1, 3): floats in [0, 1] or integers in 0..255.
+        reconstruction: the model's ``"reconstruction"`` output for ``x``, same shape; floats in [0, 1]
+            (clipped) or integers in 0..255, whatever the dtype of ``x``.
         n: how many samples to draw (at most ``m``).
 
     Returns:

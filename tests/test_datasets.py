@@ -305,7 +305,10 @@ def test_svhn_mat_files(tmp_path):
     _check_images(images, (32, 32, 3), 7)
     np.testing.assert_array_equal(labels, [0, 1, 2, 0, 9, 5, 3])
     np.testing.assert_array_equal(images[4], x[..., 4].astype(np.float32) / 255)
-    assert len(datasets.load_svhn("test", classes=[0], data_dir=tmp_path)[0]) == 2
+    np.testing.assert_array_equal(images, np.moveaxis(x, 3, 0).astype(np.float32) / 255)
+    assert images.flags.c_contiguous  # like every other loader, despite the column-major .mat array
+    zeros = datasets.load_svhn("test", classes=[0], data_dir=tmp_path)[0]
+    assert len(zeros) == 2 and zeros.flags.c_contiguous
     (tmp_path / "train_32x32.mat").write_bytes(b"MATLAB garbage")
     with pytest.raises(ValueError, match="SVHN: damaged or unreadable .mat"):
         datasets.load_svhn("train", source="local", data_dir=tmp_path)

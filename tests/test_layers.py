@@ -221,6 +221,12 @@ class TopDownCombinerTest(testing.TestCase):
         with self.assertRaisesRegex(ValueError, "kernel_size"):
             TopDownCombiner(kernel_size=-1)
 
+    def test_unknown_spatial_sizes_need_a_fixed_input_shape(self):
+        top, lateral = keras.Input((None, None, 8)), keras.Input((None, None, 8))
+        with self.assertRaisesRegex(ValueError, r"spatial sizes must be known \(static\).*fixed `input_shape`"):
+            TopDownCombiner()([top, lateral])
+        self.assertEqual(TopDownCombiner()(lateral).shape, (None, None, None, 8))  # no up-sampling, no need
+
 
 @pytest.mark.parametrize("layer", [LateralBottleneck(latent_dim=2), TopDownCombiner()])
 def test_layers_are_registered_serializable(layer):

@@ -141,6 +141,23 @@ def test_reconstructions_grid():
         plots.plot_reconstructions(x, x[:, :5])
 
 
+def test_integer_images_are_read_as_0_to_255():
+    rgb = np.random.default_rng(1).integers(0, 256, (4, 5, 5, 3), dtype=np.uint8)
+    gray = rgb[..., 0]
+    for raw in (gray, rgb):
+        scaled = raw / 255.0
+        pair = [plots.plot_reconstructions(images, images, n=2) for images in (raw, scaled)]
+        for from_uint8, from_float in zip(pair[0].axes, pair[1].axes):
+            np.testing.assert_allclose(from_uint8.images[0].get_array(), from_float.images[0].get_array())
+        mosaics = [
+            plots.plot_sorted_samples(images, np.arange(4.0), np.zeros(4), np.zeros(4), 1).images[0].get_array()
+            for images in (raw, scaled)
+        ]
+        np.testing.assert_allclose(mosaics[0], mosaics[1])
+    with pytest.raises(ValueError, match=r"read as 0\.\.255, but its values span \[-1, 300\]"):
+        plots.plot_reconstructions(np.array([[[-1, 300]]]), np.zeros((1, 1, 2)))
+
+
 def test_training_history_plots_losses_only():
     history = {"loss": [3.0, 2.0, 1.5], "logits_loss": [2.0, 1.5, 1.0], "learning_rate": [0.1, 0.05, 0.0]}
     ax = plots.plot_training_history(history)

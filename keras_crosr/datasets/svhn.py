@@ -54,4 +54,6 @@ def load_svhn(split="train", *, classes=None, source="auto", data_dir=None):
     if classes is not None:
         keep = _images.select(y, classes, num_classes=10, dataset="SVHN")
         x, y = x[keep], y[keep]
-    return _images.to_float(x), y
+    # The local .mat array is column-major and moveaxis leaves it strided, a layout that both the selection
+    # and the float conversion keep: make it C-contiguous while it is uint8 (a no-op for the tfds arrays).
+    return _images.to_float(np.ascontiguousarray(x)), y
