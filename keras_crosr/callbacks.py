@@ -74,7 +74,9 @@ class OpenSetHead(keras.callbacks.Callback):
 
     Callbacks end in list order: put `OpenSetHead` after `keras.callbacks.EarlyStopping(restore_best_weights=True)`
     in `callbacks`, so that it fits on the restored weights. The `predict*` methods check that the model's weights
-    are still those the detector was fitted on, and raise a `RuntimeError` otherwise (refit with `head.fit(model)`).
+    are still those the detector was fitted on, and raise a `RuntimeError` otherwise (refit with `head.fit(model)`);
+    the check hashes the weights, 43 ms for the CIFAR plain CNN and 0.2 s for DenseNet-92 on a 2-core CPU, so call
+    them on batches, or use `head.detector_` on `inference_model(model)` features in a per-sample loop.
 
     Example:
 
