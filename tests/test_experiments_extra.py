@@ -92,11 +92,19 @@ def test_runtime_experiment_times_each_method(tmp_path, data_dir, capsys, fake_c
     assert 2 <= records["crosr"]["tail_size"] <= 20 and records["softmax"]["tail_size"] is None
     assert (tmp_path / "networks" / "cifar_cnn-dhrnet.keras").exists()
 
+    assert records["crosr"]["configured"] == {"tail_size": 20, "alpha": None} and records["softmax"]["configured"] == {}
+
     capsys.readouterr()
     again = Runner(_runtime_experiment(), tmp_path, quick=True, source="local", data_dir=data_dir, verbose=1)
     again.run()
     assert again.workspace.results == results
     assert "[runtime]" not in capsys.readouterr().out  # nothing re-timed
+
+    other = Runner(_runtime_experiment(alpha={"cifar10": 2}), tmp_path, quick=True, source="local",
+                   data_dir=data_dir, verbose=1)
+    other.run()  # the heads are timed again with the detector settings they get now
+    assert other.workspace.results["runtime/cifar_cnn/crosr"]["configured"] == {"tail_size": 20, "alpha": 2}
+    assert "[runtime] timing" in capsys.readouterr().out
 
 
 def test_runtime_rejects_methods_it_cannot_compare_before_creating_its_directory(tmp_path):

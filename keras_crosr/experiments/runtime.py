@@ -178,8 +178,9 @@ def measure_runtime(runner):
     """Table 7 for the runner's networks: records ``runtime/{backbone}/{head}`` for each backbone not yet done.
 
     Each record holds ``ms_per_image`` (median), ``ratio_to_softmax``, ``p10_ms`` / ``p90_ms``, ``repeats``
-    (timed images), ``backend``, ``device``, ``weights`` (how the networks were obtained), ``tail_size`` and
-    ``fit_images``.
+    (timed images), ``backend``, ``device``, ``weights`` (how the networks were obtained), ``tail_size`` (as
+    fitted), ``fit_images`` and ``configured`` (the experiment's tail size and ``alpha`` for the head): a record
+    configured otherwise is timed again.
     """
     experiment = runner.experiment
     if experiment.dataset != "cifar10":
@@ -187,8 +188,17 @@ def measure_runtime(runner):
             f"the runtime experiment times CIFAR-10 images (the paper's setting); got {experiment.dataset!r}."
         )
     methods = check_methods(runner)
-    pending = {b: pairs for b, pairs in methods.items()
-               if not all(runner.workspace.has(f"runtime/{b}/{head}") for _, head in pairs)}
+
+    def configured(backbone, head):
+        if head == "softmax":
+            return {}
+        return {"tail_size": experiment.tail_size_for(backbone), "alpha": experiment.alpha_for(experiment.dataset)}
+
+    def finished(backbone, head):
+        record = runner.workspace.results.get(f"runtime/{backbone}/{head}")
+        return isinstance(record, dict) and record.get("configured") == configured(backbone, head)
+
+    pending = {b: pairs for b, pairs in methods.items() if not all(finished(b, head) for _, head in pairs)}
     if not pending:
         return
     n_fit = runner.limit("train") or FIT_IMAGES
@@ -227,5 +237,6 @@ def measure_runtime(runner):
                 "weights": weights,
                 "tail_size": tails[head],
                 "fit_images": int(len(x_fit)),
+                "configured": configured(backbone, head),
             })
             runner.log(f"[runtime] {backbone} {head}: {1000 * median:.2f} ms/image ({median / softmax:.2f}x softmax)")
