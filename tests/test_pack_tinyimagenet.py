@@ -8,9 +8,8 @@ import pytest
 from PIL import Image
 
 from keras_crosr import datasets
-from keras_crosr.datasets import tinyimagenet
-
 from keras_crosr.datasets import pack_tinyimagenet as pack_module
+from keras_crosr.datasets import tinyimagenet
 
 # 200 made-up wnids n00001000..n00001199, listed in a scrambled (not sorted) order as in the real wnids.txt.
 WNIDS = [f"n{1000 + (137 * k) % 200:08d}" for k in range(200)]
