@@ -195,7 +195,8 @@ EXPERIMENTS = {
                          networks=("cifar_cnn-supervised", "cifar_cnn-laddernet", "cifar_cnn-dhrnet")),
             tail_size={"densenet92": 50},
             caveats=(
-                "CIFAR-10 images are the offline JPEG (q75) re-encoding, not the original pixels.",
+                "CIFAR-10 from the local cifar10_jpeg.npz is a JPEG re-encoding (the offline copy: quality 75), "
+                "not the original pixels; tensorflow-datasets serves the originals.",
                 "ImageNet-crop / -resize are reconstructions from the Tiny ImageNet test images, not ODIN's files.",
                 "LSUN-crop / -resize need ODIN's released folders (KERAS_CROSR_DATA/LSUN, LSUN_resize).",
             ),
@@ -245,8 +246,9 @@ EXPERIMENTS = {
             data_options={"max_length": 100, "max_tokens": 5000},
             alpha={"dbpedia": 10},  # the paper's alpha = 10: only MNIST and CIFAR-10 go without
             caveats=(
-                "DBpedia offline is a subset: 5,000 abstracts for training and 5,000 for testing, no titles "
-                "(the paper: 560k / 70k). Fewer training samples per class than the paper.",
+                "DBpedia from the offline dbpedia_subset.npz is a subset: 5,000 abstracts for training and 5,000 for "
+                "testing, no titles (the paper: 560k / 70k), so fewer training samples per class than the paper; "
+                "dbpedia_csv/ (the full release) is used where present.",
             ),
         ),
         Experiment(
