@@ -52,8 +52,7 @@ def sorted_samples_figure(runner):
     experiment = runner.experiment
 
     def finished(network, head, name):
-        params = runner.detector(head, network.backbone, experiment.dataset).get_params()
-        return runner.workspace.has(f"samples/{network.key}/{head}/{name}", params)
+        return runner.finished(f"samples/{network.key}/{head}/{name}", head, network.backbone, experiment.dataset)
 
     def pending(names):
         return [n for n in runner.networks if not all(
