@@ -20,7 +20,7 @@ from keras import ops
 
 from keras_crosr._validation import is_integer
 from keras_crosr.dhrnet import inference_model
-from keras_crosr.openset import CROSR, NotFittedError, OpenMax, SoftmaxThreshold
+from keras_crosr.openset import CROSR, DISTANCES, EUCOS_L2_SCALE, NotFittedError, OpenMax, SoftmaxThreshold
 
 __all__ = ["OpenSetLayer", "SoftmaxThresholdLayer", "build_open_set_model", "open_set_layer"]
 
@@ -87,8 +87,8 @@ class OpenSetLayer(keras.layers.Layer):
             raise ValueError(f"with use_latent=False, n_features ({n_features}) must equal n_classes ({n_classes}).")
         if alpha is not None and not is_integer(alpha, 1):
             raise ValueError(f"`alpha` must be None or an int >= 1; got {alpha!r}.")
-        if distance not in ("euclidean", "cosine", "eucos"):
-            raise ValueError(f'`distance` must be "euclidean", "cosine" or "eucos"; got {distance!r}.')
+        if not isinstance(distance, str) or distance not in DISTANCES:
+            raise ValueError(f"`distance` must be one of {list(DISTANCES)}; got {distance!r}.")
         self.n_classes = int(n_classes)  # Python ints: get_config is JSON
         self.n_features = int(n_features)
         self.use_latent = bool(use_latent)
@@ -175,7 +175,7 @@ class OpenSetLayer(keras.layers.Layer):
         if self.distance == "euclidean":
             return self._euclidean(features)
         cosine = self._cosine(features)
-        return cosine if self.distance == "cosine" else self._euclidean(features) / 200.0 + cosine
+        return cosine if self.distance == "cosine" else self._euclidean(features) / EUCOS_L2_SCALE + cosine
 
     def _euclidean(self, features):
         diff = ops.expand_dims(features, 1) - self.means  # (batch, N, D)

@@ -141,12 +141,16 @@ def _cosine_columns(features_t, means):
     return np.clip(1.0 - similarity, 0.0, 2.0)
 
 
+EUCOS_L2_SCALE = 200.0  # OSDN's "eucos": the l2 distance is divided by this before the cosine distance is added
+
+
 def _eucos_columns(features_t, means):
     """`(N, n)` OSDN's "eucos" distance: the l2 distance / 200 plus the cosine distance."""
-    return _euclidean_columns(features_t, means) / 200.0 + _cosine_columns(features_t, means)
+    return _euclidean_columns(features_t, means) / EUCOS_L2_SCALE + _cosine_columns(features_t, means)
 
 
 _DISTANCES = {"euclidean": _euclidean_columns, "eucos": _eucos_columns, "cosine": _cosine_columns}
+DISTANCES = tuple(_DISTANCES)  # the names of the distances to the class means that the Weibull heads accept
 
 
 def _descending_ranks(values_t):

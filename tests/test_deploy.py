@@ -137,7 +137,7 @@ def test_layer_errors(synthetic):
         OpenSetLayer(5, 5, use_latent=False)(test["logits"])
     with pytest.raises(ValueError, match="n_features"):
         OpenSetLayer(6, 10, use_latent=False)
-    with pytest.raises(ValueError, match='`distance` must be "euclidean", "cosine" or "eucos"; got \'l1\''):
+    with pytest.raises(ValueError, match=r"`distance` must be one of \['euclidean', 'eucos', 'cosine'\]; got 'l1'"):
         OpenSetLayer(6, 6, use_latent=False, distance="l1")
     with pytest.raises(ValueError, match="alpha"):
         OpenSetLayer(6, 6, use_latent=False, alpha=0)

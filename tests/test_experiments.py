@@ -12,8 +12,8 @@ from keras_crosr import datasets, metrics, openset
 from keras_crosr.__main__ import main
 from keras_crosr.dhrnet import build_dhrnet, inference_model
 from keras_crosr.experiments import EXPERIMENTS, Budget, Network, Runner, Training, get_experiment, make_detector
-from keras_crosr.experiments import warmup_cosine
-from keras_crosr.experiments import report
+from keras_crosr.experiments import report, warmup_cosine
+from keras_crosr.experiments.runner import fingerprint
 
 TINY = dataclasses.replace(
     get_experiment("quickstart"),
@@ -150,6 +150,7 @@ def test_cached_features_are_used_only_for_the_inputs_they_came_from(tmp_path, m
     x, other = rng.random((2, 10, 8, 8, 1)).astype("float32")
     first = runner.features("net", model, {"train": x})["train"]
     np.testing.assert_allclose(first["logits"], inference_model(model).predict(x, verbose=0)["logits"], atol=1e-6)
+    assert runner.workspace.results["inputs"] == {"net/train": fingerprint(x)}
     extracted = []
     real_inference_model = inference_model
 
@@ -160,14 +161,64 @@ def test_cached_features_are_used_only_for_the_inputs_they_came_from(tmp_path, m
     monkeypatch.setattr("keras_crosr.experiments.runner.inference_model", counting_inference_model)
     again = runner.features("net", model, {"train": x})["train"]
     assert not extracted and all(np.array_equal(again[k], first[k]) for k in first)
-    capsys.readouterr()
-    swapped = runner.features("net", model, {"train": other})["train"]  # same shape, other images
-    assert len(extracted) == 1 and not np.allclose(swapped["logits"], first["logits"])
-    assert "the train inputs differ from those of the cached features" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="holds the network net made with other train data than this run loaded"):
+        runner.features("net", model, {"train": other})  # same shape, other images
+    # A directory of a version that recorded no inputs: the cache's fingerprint stands for the record.
+    del runner.workspace.results["inputs"]
+    with pytest.raises(ValueError, match="other train data"):
+        runner.features("net", model, {"train": other})
     path = tmp_path / "features" / "net.npz"
     np.savez(path, **{k: v for k, v in np.load(path).items() if not k.endswith("fingerprint")})
-    runner.features("net", model, {"train": other})  # a cache without fingerprints is not trusted
-    assert len(extracted) == 2 and "train/fingerprint" in np.load(path)
+    capsys.readouterr()
+    swapped = runner.features("net", model, {"train": other})["train"]  # a cache without fingerprints is not trusted
+    assert len(extracted) == 1 and not np.allclose(swapped["logits"], first["logits"])
+    assert "the cached train features do not say which inputs they came from" in capsys.readouterr().out
+    assert "train/fingerprint" in np.load(path)
+    assert runner.workspace.results["inputs"] == {"net/train": fingerprint(other)}
+
+
+def test_a_rerun_on_other_data_is_refused_and_changes_nothing(tiny_run, monkeypatch):
+    runner, _, path = tiny_run
+    recorded = json.loads((path / "results.json").read_text())
+    assert sorted(recorded["inputs"]) == [f"mnist_cnn-dhrnet/{name}"
+                                          for name in ("known", "mnist_noise", "noise", "omniglot", "train")]
+    real_benchmark = Runner.load_outlier_benchmark
+    for changed in ("train", "omniglot"):  # e.g. another data source: the images differ, the shapes do not
+
+        def other_images(self, changed=changed):
+            x_train, y_train, x_test, y_test, outliers = real_benchmark(self)
+            if changed == "train":
+                x_train = x_train[::-1]
+            else:
+                outliers = {**outliers, changed: outliers[changed][::-1]}
+            return x_train, y_train, x_test, y_test, outliers
+
+        monkeypatch.setattr(Runner, "load_outlier_benchmark", other_images)
+        rerun = Runner(TINY, path, quick=True, verbose=0)
+        for name in ("omniglot", "mnist_noise", "noise"):  # one head left to do: the network is loaded again
+            del rerun.workspace.results[f"mnist_cnn-dhrnet/crosr/{name}"]
+        with pytest.raises(ValueError, match=f"mnist_cnn-dhrnet made with other {changed} data than this run"):
+            rerun.run()
+    assert json.loads((path / "results.json").read_text()) == recorded
+
+
+def test_an_interrupted_training_is_not_resumed_on_other_data(tmp_path, monkeypatch):
+    small = dataclasses.replace(TINY, quick=Budget(epochs=2, train=300, test=100))
+
+    class CrashAfterAnEpoch(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            raise Crash("crash after epoch 1")
+
+    monkeypatch.setattr(keras.callbacks, "TerminateOnNaN", CrashAfterAnEpoch)
+    with pytest.raises(Crash):
+        Runner(small, tmp_path, quick=True, verbose=0).run()
+    monkeypatch.undo()
+    real_benchmark = Runner.load_outlier_benchmark
+    monkeypatch.setattr(Runner, "load_outlier_benchmark",
+                        lambda self: (lambda x, *rest: (1.0 - x, *rest))(*real_benchmark(self)))
+    with pytest.raises(ValueError, match="other train data"):
+        Runner(small, tmp_path, quick=True, verbose=0).run()
+    assert (tmp_path / "networks" / "mnist_cnn-dhrnet.backup").is_dir()  # kept for a rerun on its own data
 
 
 def test_a_diverged_training_is_reported_not_saved_and_trained_again_by_a_rerun(tmp_path, monkeypatch):
@@ -360,17 +411,16 @@ def test_a_run_directory_of_an_earlier_version_is_checked_against_its_training_r
         Runner("mnist-outliers", tmp_path, epochs=3)
 
 
-def test_cached_features_belong_to_the_inputs_they_were_extracted_from(tmp_path):
+def test_features_are_the_inference_models_logits_and_latent(tmp_path):
     runner = Runner(TINY, tmp_path, quick=True, verbose=0)
     runner.workspace.open()
     model = build_dhrnet("mnist_cnn", num_classes=3, variant="dhrnet")
-    rng = np.random.default_rng(0)
-    a, b = (rng.uniform(size=(6, 28, 28, 1)).astype("float32") for _ in range(2))
-    from_a = runner.features("net", model, {"train": a})["train"]
-    from_b = runner.features("net", model, {"train": b})["train"]  # same shape, other images
-    expected = inference_model(model).predict(b, verbose=0)
-    np.testing.assert_allclose(from_b["logits"], expected["logits"], rtol=1e-5, atol=1e-6)
-    assert set(from_b) == {"logits", "latent"} and not np.allclose(from_a["logits"], from_b["logits"])
+    x = np.random.default_rng(0).uniform(size=(6, 28, 28, 1)).astype("float32")
+    features = runner.features("net", model, {"train": x})["train"]
+    expected = inference_model(model).predict(x, verbose=0)
+    assert set(features) == {"logits", "latent"}
+    for output in features:
+        np.testing.assert_allclose(features[output], expected[output], rtol=1e-5, atol=1e-6)
 
 
 def test_class_split_runs_each_available_split_and_reports_the_others(tmp_path, data_dir, capsys):
@@ -466,7 +516,7 @@ def test_trials_restrict_the_trials_run(tmp_path, monkeypatch, name, only, prefi
 
 def test_each_class_split_trial_trains_its_own_networks_on_its_own_split(tmp_path, monkeypatch, data_dir):
     from keras_crosr import protocols
-    from keras_crosr.experiments.runner import fingerprint, subsample
+    from keras_crosr.experiments.runner import subsample
 
     runner = Runner("class-split", tmp_path, quick=True, only=["mnist"], trials=[1, 3], data_dir=data_dir,
                     verbose=0)

@@ -4,7 +4,8 @@ A run lives in one output directory::
 
     OUTPUT/run.json            the settings the results depend on (a rerun with other settings is refused)
     OUTPUT/results.json        every finished evaluation, written after each one (the resume point), and under
-                               "run" the settings of run.json, so that the file alone says what made it
+                               "run" the settings of run.json, so that the file alone says what made it; under
+                               "inputs" a fingerprint of every array a network was trained or evaluated on
     OUTPUT/results.md          our numbers beside the paper's, with the data caveats
     OUTPUT/networks/KEY.keras  trained networks (KEY.backup/ holds BackupAndRestore state while training)
     OUTPUT/features/KEY.npz    cached (logits, latent) of every set a network is evaluated on, with a fingerprint
@@ -13,6 +14,7 @@ A run lives in one output directory::
 
 Running again with the same directory skips every finished evaluation and reuses trained networks and
 features, so an interrupted run resumes where it stopped; an interrupted training resumes from its last epoch.
+A rerun whose data differ from those recorded (another ``source`` or ``data_dir``) is refused.
 """
 
 import dataclasses
@@ -97,6 +99,35 @@ class Workspace:
         if key not in self.results or isinstance(value, dict) and value.get("status") == "failed":
             return False
         return detector is None or isinstance(value, dict) and value.get("detector") == detector
+
+    def check_inputs(self, key, digests, cached=None):
+        """Records the :func:`fingerprint` of each input array of network ``key`` (``{name: digest}``), refusing
+        arrays other than those recorded: the network's results would be mixed with results on other data.
+
+        ``cached``: digests found beside cached features, which stand for the record in a run directory made
+        before inputs were recorded.
+        """
+        inputs = self.results.get("inputs", {})
+        recorded = {name: inputs.get(f"{key}/{name}", (cached or {}).get(name)) for name in digests}
+        differ = sorted(name for name, digest in digests.items() if recorded[name] not in (None, digest))
+        if differ:
+            raise ValueError(
+                f"{self.path} holds the network {key} made with other {', '.join(differ)} data than this run "
+                "loaded (another data source or data directory, or changed files): its results would be mixed "
+                "with results on other data. Rerun with the source and data directory it was made with, or "
+                "choose another output directory."
+            )
+        new = {f"{key}/{name}": digest for name, digest in digests.items() if recorded[name] is None}
+        if new:
+            self.record("inputs", {**inputs, **new})
+
+    def forget_inputs(self, key):
+        """Forgets the inputs of network ``key`` (one that was not kept: nothing was made from them)."""
+        inputs = {k: v for k, v in self.results.get("inputs", {}).items() if not k.startswith(f"{key}/")}
+        if inputs:
+            self.record("inputs", inputs)
+        else:
+            self.forget("inputs")
 
     def record(self, key, value):
         """Stores one finished result and writes results.json atomically."""
@@ -324,6 +355,7 @@ class Runner:
         Returns ``None`` (and reports the problem) when the training loss diverges.
         """
         path = self.workspace.path / "networks" / f"{key}.keras"
+        self.workspace.check_inputs(key, {"train": fingerprint(x_train)})
         if path.exists():
             self.log(f"[{key}] reusing trained network {path}")
             return keras.saving.load_model(path, compile=False)
@@ -362,6 +394,7 @@ class Runner:
                     f"[{key}] training diverged (NaN/inf loss after {len(history.history['loss'])} epochs) with "
                     f"learning rate {training.learning_rate}: lower it in the experiment's Training configuration"
                 )
+                self.workspace.forget_inputs(key)
                 return None
             first_epoch = history.epoch[0] if history.epoch else self.epochs
             if first_epoch:
@@ -384,7 +417,8 @@ class Runner:
 
     def features(self, key, model, arrays):
         """``{name: {"logits", "latent"?}}`` for each input array, cached in ``features/KEY.npz`` with the
-        fingerprint of the array; a cached entry is used only for the inputs it was made from."""
+        fingerprint of the array; inputs other than those the network was evaluated on before are refused
+        (:meth:`Workspace.check_inputs`)."""
         path = self.workspace.path / "features" / f"{key}.npz"
         cached = {}
         if path.exists():
@@ -393,13 +427,17 @@ class Runner:
                     cached = dict(archive)
             except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
                 self.log(f"[{key}] the cached features {path} are unreadable ({error}): extracting again")
+        digests = {name: fingerprint(x) for name, x in arrays.items()}
+        self.workspace.check_inputs(key, digests, cached={
+            name: str(cached[f"{name}/fingerprint"]) for name in arrays if f"{name}/fingerprint" in cached})
         extractor = None
         for name, x in arrays.items():
-            digest = fingerprint(x)
+            digest = digests[name]
             if cached.get(f"{name}/fingerprint") == digest:
                 continue
-            if f"{name}/logits" in cached:  # other inputs, or a cache without fingerprints: nothing vouches for it
-                self.log(f"[{key}] the {name} inputs differ from those of the cached features: extracting again")
+            if f"{name}/logits" in cached:  # a cache without fingerprints: nothing vouches for it
+                self.log(f"[{key}] the cached {name} features do not say which inputs they came from: extracting "
+                         "again")
             extractor = extractor or inference_model(model)
             out = extractor.predict(x, batch_size=256, verbose=self.verbose)
             for output, value in out.items():
