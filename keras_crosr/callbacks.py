@@ -272,3 +272,8 @@ class OpenSetHead(keras.callbacks.Callback):
         """`(n,)` unknown scores of raw inputs `x` (higher = more unknown)."""
         features = self.features(x)
         return self.detector_.decision_function(features)
+
+    def score(self, x, labels):
+        """Macro-F1 of `predict(x)` against `labels` `(n,)` in `0..N` (N = unknown), the paper's measure."""
+        features = self.features(x)
+        return self.detector_.score(features, labels)

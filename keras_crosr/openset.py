@@ -4,7 +4,9 @@ All detectors take ``features``: either a dict ``{"logits": (n, N), "latent": (n
 ``inference_model(model).predict(x)``) or, where only the logits are needed, an `(n, N)` array; labels are
 ints in ``0..N-1``. ``predict_proba`` returns `(n, N + 1)` probabilities with the unknown class last,
 ``predict`` returns ints in ``0..N`` (``N`` = unknown) and ``decision_function`` an unknown score (higher =
-more unknown). Every output row depends on its own input row only, so batching never changes results.
+more unknown); ``classes_`` (``0..N``) labels ``predict_proba``'s columns, and ``score`` is the paper's measure,
+the macro-F1 of ``predict`` against labels in ``0..N``. Every output row depends on its own input row only, so
+batching never changes results.
 
 * :class:`SoftmaxThreshold`: the paper's "Softmax" baseline.
 * :class:`OpenMax`: Openmax (Eqs. 2-4) on the logits ``y``.
@@ -20,6 +22,7 @@ import numpy as np
 import sklearn.exceptions
 from sklearn.base import BaseEstimator
 
+from keras_crosr import metrics
 from keras_crosr._validation import is_integer, is_real
 from keras_crosr.weibull import WeibullFitError, WeibullModel, fit_high
 
@@ -181,6 +184,12 @@ class _OpenSetDetector(BaseEstimator):
                 f"This {type(self).__name__} instance is not fitted yet: call fit(features, labels) first."
             )
 
+    def _set_widths(self, n_classes, n_features_in):
+        """Sets ``n_classes_`` (``N``), ``n_features_in_`` and ``classes_`` (``0..N``: the labels ``predict``
+        returns, in the order of ``predict_proba``'s columns, unknown last)."""
+        self.n_classes_, self.n_features_in_ = int(n_classes), int(n_features_in)
+        self.classes_ = np.arange(self.n_classes_ + 1)
+
     def _check_threshold(self, threshold):
         if not is_real(threshold) or not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must be a number in [0, 1], got {threshold!r}")
@@ -234,6 +243,12 @@ class _OpenSetDetector(BaseEstimator):
         """Unknown score `(n,)`: the unknown probability ``predict_proba(features)[:, N]``."""
         return self.predict_proba(features)[:, -1]
 
+    def score(self, features, labels):
+        """Macro-F1 of ``predict(features)`` against ``labels`` `(n,)` in ``0..N`` (``N`` = unknown): the paper's
+        measure, at the ``threshold`` hyper-parameter (see :func:`keras_crosr.metrics.macro_f1`)."""
+        self._check_is_fitted()
+        return metrics.macro_f1(labels, self.predict(features), n_classes=self.n_classes_)
+
 
 class SoftmaxThreshold(_OpenSetDetector):
     """The "Softmax" baseline: closed-set softmax over the logits, rejecting low-confidence samples.
@@ -247,6 +262,7 @@ class SoftmaxThreshold(_OpenSetDetector):
     Attributes:
         n_classes_: number of known classes ``N``.
         n_features_in_: width of the logits, ``N``.
+        classes_: ``0..N``, the labels of ``predict_proba``'s columns (``N`` = unknown).
     """
 
     def __init__(self, threshold=0.5):
@@ -255,7 +271,7 @@ class SoftmaxThreshold(_OpenSetDetector):
     def fit(self, features, labels):
         """Records ``N`` and validates `features` (logits `(n, N)` or a features dict) and `labels` `(n,)`."""
         logits, _, _ = self._fit_inputs(features, labels)
-        self.n_classes_ = self.n_features_in_ = logits.shape[1]
+        self._set_widths(logits.shape[1], logits.shape[1])
         return self
 
     def predict_proba(self, features):
@@ -330,8 +346,7 @@ class _WeibullCalibrated(_OpenSetDetector):
             ) from error
         for name, value in state.items():
             setattr(self, name, value)
-        self.n_classes_ = n_classes
-        self.n_features_in_ = features.shape[1]
+        self._set_widths(n_classes, features.shape[1])
         self.weibull_ = weibull
         return self
 
@@ -422,6 +437,7 @@ _PARAMS_DOC = """
     Attributes:
         n_classes_: number of known classes ``N``.
         n_features_in_: width ``D`` of the features the class means live in.
+        classes_: ``0..N``, the labels of ``predict_proba``'s columns (``N`` = unknown).
         means_: `(N, D)` class means.
         weibull_: a :class:`keras_crosr.weibull.WeibullModel` with per-class arrays ``shape``, ``scale``,
             ``translate_amount``, ``small_score``, ``sign`` of length ``N``.
@@ -482,7 +498,7 @@ class OneClassCROSR(_WeibullCalibrated):
         tail_size, alpha, threshold, translate_amount: as in :class:`CROSR`.
 
     Attributes:
-        n_classes_, n_features_in_, weibull_: as in :class:`CROSR`.
+        n_classes_, n_features_in_, classes_, weibull_: as in :class:`CROSR`.
         estimators_: the `N` fitted one-class estimators.
     """
 
@@ -665,7 +681,7 @@ def _detector_from_archive(archive, path):
         if array.dtype.kind != "f" or not np.all(np.isfinite(array)):
             raise DetectorFileError(f"{path}: array {name!r} must hold finite floats (dtype {array.dtype})")
         arrays[name] = array.astype(np.float64)
-    detector.n_classes_, detector.n_features_in_ = n_classes, n_features_in
+    detector._set_widths(n_classes, n_features_in)
     if arrays:
         detector.means_ = arrays["means"]
         try:

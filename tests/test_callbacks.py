@@ -56,6 +56,8 @@ def test_callback_fits_at_train_end_and_matches_the_detector_on_predict_features
     np.testing.assert_array_equal(
         head.predict(data["x_test"], threshold=0.9), reference.predict(test_features, threshold=0.9)
     )
+    truth = np.concatenate([load_sample()["y_test"][:100], np.full(100, 10)])  # x_test: 100 digits, 100 Omniglot
+    assert head.score(data["x_test"], truth) == pytest.approx(reference.score(test_features, truth))
 
 
 def test_fit_on_a_trained_model_with_a_detector_instance(data, trained):

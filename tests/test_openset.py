@@ -190,6 +190,23 @@ def test_far_points_are_unknown_and_training_points_known(detector):
     proba = detector.predict_proba(features)
     assert proba.shape == (labels.size, n + 1)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    np.testing.assert_array_equal(detector.classes_, np.arange(n + 1))  # predict_proba's columns, unknown last
+    assert set(detector.predict(features)) <= set(detector.classes_)
+
+
+def test_score_is_the_macro_f1_of_predict_over_known_classes_and_unknown():
+    features, labels = clusters()
+    detector = CROSR(tail_size=10).fit(features, labels)
+    outliers = far_away(features)
+    test = {k: np.concatenate([features[k], outliers[k]]) for k in features}
+    truth = np.concatenate([labels, np.full(20, 3)])
+    predictions = detector.predict(test)
+    f1 = np.mean([2 * np.sum((predictions == c) & (truth == c)) / (np.sum(predictions == c) + np.sum(truth == c))
+                  for c in range(4)])
+    assert detector.score(test, truth) == pytest.approx(f1) and 0.0 < f1 < 1.0
+    assert detector.score(outliers, np.full(20, 3)) == 1.0 / 4  # classes absent from both count as 0
+    with pytest.raises(ValueError, match=r"`labels` must be in 0\.\.3 \(3 = unknown\); got values in \[0, 4\]"):
+        detector.score(test, np.concatenate([labels, np.full(20, 4)]))
 
 
 def test_openmax_rejects_when_unknown_is_the_argmax_even_at_threshold_zero():
@@ -286,6 +303,8 @@ def test_not_fitted():
         with pytest.raises(NotFittedError, match="not fitted yet") as info:
             detector.predict(np.zeros((2, 3)))
         assert isinstance(info.value, ValueError) and isinstance(info.value, AttributeError)
+        with pytest.raises(NotFittedError, match="not fitted yet"):
+            detector.score(np.zeros((2, 3)), np.zeros(2, dtype=int))
     with pytest.raises(NotFittedError):
         save_detector(OpenMax(), "unused.npz")
 
@@ -466,6 +485,7 @@ def test_save_load_round_trip(tmp_path, detector):
     x = {k: v + 0.5 for k, v in features.items()}
     np.testing.assert_array_equal(loaded.predict_proba(x), detector.predict_proba(x))
     np.testing.assert_array_equal(loaded.predict(x), detector.predict(x))
+    np.testing.assert_array_equal(loaded.classes_, detector.classes_)
     with np.load(path, allow_pickle=False) as archive:
         metadata = json.loads(str(archive["metadata"]))
     assert metadata["format_version"] == 1 and metadata["class_name"] == type(detector).__name__
