@@ -245,7 +245,8 @@ class _OpenSetDetector(BaseEstimator):
 
     def score(self, features, labels):
         """Macro-F1 of ``predict(features)`` against ``labels`` `(n,)` in ``0..N`` (``N`` = unknown): the paper's
-        measure, at the ``threshold`` hyper-parameter (see :func:`keras_crosr.metrics.macro_f1`)."""
+        measure, at the ``threshold`` hyper-parameter, over the ``N`` known classes and unknown (the known
+        classes only when ``labels`` hold no unknown; see :func:`keras_crosr.metrics.macro_f1`)."""
         self._check_is_fitted()
         return metrics.macro_f1(labels, self.predict(features), n_classes=self.n_classes_)
 

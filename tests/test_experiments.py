@@ -150,7 +150,6 @@ def test_cached_features_are_used_only_for_the_inputs_they_came_from(tmp_path, m
     x, other = rng.random((2, 10, 8, 8, 1)).astype("float32")
     first = runner.features("net", model, {"train": x})["train"]
     np.testing.assert_allclose(first["logits"], inference_model(model).predict(x, verbose=0)["logits"], atol=1e-6)
-    assert runner.workspace.results["inputs"] == {"net/train": fingerprint(x)}
     extracted = []
     real_inference_model = inference_model
 
@@ -161,45 +160,61 @@ def test_cached_features_are_used_only_for_the_inputs_they_came_from(tmp_path, m
     monkeypatch.setattr("keras_crosr.experiments.runner.inference_model", counting_inference_model)
     again = runner.features("net", model, {"train": x})["train"]
     assert not extracted and all(np.array_equal(again[k], first[k]) for k in first)
-    with pytest.raises(ValueError, match="holds the network net made with other train data than this run loaded"):
-        runner.features("net", model, {"train": other})  # same shape, other images
-    # A directory of a version that recorded no inputs: the cache's fingerprint stands for the record.
-    del runner.workspace.results["inputs"]
-    with pytest.raises(ValueError, match="other train data"):
-        runner.features("net", model, {"train": other})
+    message = "the cached features .*net.npz of the network net came from other train inputs than this run gives it"
+    with pytest.raises(ValueError, match=message):
+        runner.features("net", model, {"train": other})  # same shape, other images: its results came from x
+    with pytest.raises(ValueError, match=message):  # before a saved network is reused, or a training resumed
+        runner.train("net", "mnist_cnn", "dhrnet", other, np.zeros(10, "int64"), 3)
     path = tmp_path / "features" / "net.npz"
     np.savez(path, **{k: v for k, v in np.load(path).items() if not k.endswith("fingerprint")})
     capsys.readouterr()
     swapped = runner.features("net", model, {"train": other})["train"]  # a cache without fingerprints is not trusted
     assert len(extracted) == 1 and not np.allclose(swapped["logits"], first["logits"])
     assert "the cached train features do not say which inputs they came from" in capsys.readouterr().out
-    assert "train/fingerprint" in np.load(path)
-    assert runner.workspace.results["inputs"] == {"net/train": fingerprint(other)}
+    assert str(np.load(path)["train/fingerprint"]) == fingerprint(other)
 
 
 def test_a_rerun_on_other_data_is_refused_and_changes_nothing(tiny_run, monkeypatch):
     runner, _, path = tiny_run
     recorded = json.loads((path / "results.json").read_text())
-    assert sorted(recorded["inputs"]) == [f"mnist_cnn-dhrnet/{name}"
-                                          for name in ("known", "mnist_noise", "noise", "omniglot", "train")]
-    real_benchmark = Runner.load_outlier_benchmark
-    for changed in ("train", "omniglot"):  # e.g. another data source: the images differ, the shapes do not
-
-        def other_images(self, changed=changed):
-            x_train, y_train, x_test, y_test, outliers = real_benchmark(self)
-            if changed == "train":
-                x_train = x_train[::-1]
-            else:
-                outliers = {**outliers, changed: outliers[changed][::-1]}
-            return x_train, y_train, x_test, y_test, outliers
-
-        monkeypatch.setattr(Runner, "load_outlier_benchmark", other_images)
-        rerun = Runner(TINY, path, quick=True, verbose=0)
-        for name in ("omniglot", "mnist_noise", "noise"):  # one head left to do: the network is loaded again
-            del rerun.workspace.results[f"mnist_cnn-dhrnet/crosr/{name}"]
-        with pytest.raises(ValueError, match=f"mnist_cnn-dhrnet made with other {changed} data than this run"):
-            rerun.run()
+    assert sorted(recorded["inputs"]) == ["mnist_noise", "noise", "omniglot", "test", "train"]  # the sample: no file
+    # e.g. another data source: the arrays differ, their shapes do not; labels count too
+    for changed, array in (("train", "x_train"), ("test", "y_test"), ("omniglot", "omniglot")):
+        with monkeypatch.context() as patch:
+            reverse_sample_array(patch, array)
+            with pytest.raises(ValueError, match=f"holds results on other data than this run loaded: {changed} "):
+                Runner(TINY, path, quick=True, verbose=0).run()
     assert json.loads((path / "results.json").read_text()) == recorded
+
+
+def reverse_sample_array(monkeypatch, name):
+    """Makes the embedded sample's array ``name`` come in reverse order."""
+    real_sample = datasets.load_sample
+    monkeypatch.setattr(datasets, "load_sample", lambda: {**real_sample(), name: real_sample()[name][::-1]})
+
+
+def test_data_read_from_another_source_is_refused(tmp_path, data_dir):
+    from keras_crosr.datasets import _source
+
+    with _source.recording() as used:
+        datasets.load_mnist("test", source="local", data_dir=data_dir)
+    assert used == {"MNIST": "local mnist.npz"}  # relative to the data root: a run may move between machines
+    experiment = dataclasses.replace(
+        get_experiment("class-split"), trials=1, networks=(Network("mnist_cnn", "dhrnet", ("softmax",)),),
+        quick=Budget(epochs=1, train=300, test=100, batch_size=32), backbones={"mnist": "mnist_cnn"},
+    )
+    run = tmp_path / "run"
+    Runner(experiment, run, quick=True, only=["mnist"], source="local", data_dir=data_dir, verbose=0).run()
+    results = json.loads((run / "results.json").read_text())
+    assert results["inputs"]["source of MNIST"] == "local mnist.npz"
+    assert sorted(results["inputs"]) == ["mnist/trial0/known", "mnist/trial0/train", "mnist/trial0/unknown",
+                                         "source of MNIST"]
+    results["inputs"]["source of MNIST"] = "tfds mnist"  # as a run on tensorflow-datasets records it
+    del results["mnist/trial0/dhrnet/softmax"]  # a trial left to do
+    (run / "results.json").write_text(json.dumps(results))
+    with pytest.raises(ValueError, match=r"other data than this run loaded: source of MNIST \(tfds mnist, now "
+                                         r"local mnist.npz\)"):
+        Runner(experiment, run, quick=True, only=["mnist"], source="local", data_dir=data_dir, verbose=0).run()
 
 
 def test_an_interrupted_training_is_not_resumed_on_other_data(tmp_path, monkeypatch):
@@ -213,12 +228,20 @@ def test_an_interrupted_training_is_not_resumed_on_other_data(tmp_path, monkeypa
     with pytest.raises(Crash):
         Runner(small, tmp_path, quick=True, verbose=0).run()
     monkeypatch.undo()
-    real_benchmark = Runner.load_outlier_benchmark
-    monkeypatch.setattr(Runner, "load_outlier_benchmark",
-                        lambda self: (lambda x, *rest: (1.0 - x, *rest))(*real_benchmark(self)))
-    with pytest.raises(ValueError, match="other train data"):
+    reverse_sample_array(monkeypatch, "x_train")
+    with pytest.raises(ValueError, match="other data than this run loaded: train"):
         Runner(small, tmp_path, quick=True, verbose=0).run()
     assert (tmp_path / "networks" / "mnist_cnn-dhrnet.backup").is_dir()  # kept for a rerun on its own data
+
+
+def test_a_first_run_stopped_before_any_result_leaves_no_directory(tmp_path, monkeypatch):
+    def stopped(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Runner, "train", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        Runner(TINY, tmp_path / "run", quick=True, verbose=0).run()
+    assert not (tmp_path / "run").exists()  # the data fingerprints alone are no result: other settings may follow
 
 
 def test_a_diverged_training_is_reported_not_saved_and_trained_again_by_a_rerun(tmp_path, monkeypatch):
@@ -236,7 +259,7 @@ def test_a_diverged_training_is_reported_not_saved_and_trained_again_by_a_rerun(
     assert "[mnist_cnn-dhrnet] training diverged (NaN/inf loss after 1 epochs) with learning rate 0.05" in text
     assert not list((tmp_path / "networks").iterdir())  # neither the network nor a BackupAndRestore state
     recorded = json.loads((tmp_path / "results.json").read_text())
-    assert sorted(recorded) == ["problems/mnist_cnn-dhrnet", "run"]  # nothing of the network but its problem
+    assert sorted(recorded) == ["inputs", "problems/mnist_cnn-dhrnet", "run"]  # of the network: its problem only
     assert main(["report", "quickstart", str(tmp_path / "results.json")]) == 2  # no results to render
     monkeypatch.setattr(Runner, "load_outlier_benchmark", real_benchmark)
     rerun = Runner(small, tmp_path, quick=True, verbose=0)

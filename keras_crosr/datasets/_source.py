@@ -8,6 +8,7 @@ never a reason to go online. ``tensorflow`` and ``tensorflow_datasets`` are impo
 only ever read from ``data_dir``.
 """
 
+import contextlib
 import os
 import warnings
 import zipfile
@@ -18,6 +19,25 @@ import numpy as np
 ENV_VAR = "KERAS_CROSR_DATA"
 LAYOUT = "files laid out as in DATA.md of github.com/keras-crosr/keras-crosr"
 SOURCES = ("auto", "tfds", "local")
+_RECORDERS = []  # the dicts of the open `recording()` blocks
+
+
+@contextlib.contextmanager
+def recording():
+    """Collects, inside the block, where each data set was read from: ``{dataset: "local FILE"}`` (the file
+    relative to the data root, which may move between machines) or ``{dataset: "tfds NAME"}``."""
+    used = {}
+    _RECORDERS.append(used)
+    try:
+        yield used
+    finally:
+        _RECORDERS.remove(used)
+
+
+def _resolved(dataset, kind, where, description):
+    for used in _RECORDERS:
+        used[dataset] = f"{kind} {description}"
+    return kind, where
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -92,7 +112,7 @@ def resolve(dataset, filename, *, source="auto", data_dir=None, tfds_name=None, 
     if source == "local" or (source == "auto" and local_ok):
         if not local_ok:
             raise DatasetNotFoundError(_with_hint(_missing_message(dataset, filename, root), hint))
-        return "local", path
+        return _resolved(dataset, "local", path, filename)
     if tfds_name is None:
         if source == "tfds":
             raise DatasetNotFoundError(_with_hint(
@@ -113,7 +133,7 @@ def resolve(dataset, filename, *, source="auto", data_dir=None, tfds_name=None, 
             f"({LAYOUT}), or pass source='tfds' to load it online without this warning.",
             stacklevel=3,
         )
-    return "tfds", tfds_name
+    return _resolved(dataset, "tfds", tfds_name, tfds_name)
 
 
 def load_npz(path, keys, *, dataset):

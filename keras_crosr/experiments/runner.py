@@ -5,7 +5,8 @@ A run lives in one output directory::
     OUTPUT/run.json            the settings the results depend on (a rerun with other settings is refused)
     OUTPUT/results.json        every finished evaluation, written after each one (the resume point), and under
                                "run" the settings of run.json, so that the file alone says what made it; under
-                               "inputs" a fingerprint of every array a network was trained or evaluated on
+                               "inputs" a fingerprint of each data set the run trained or evaluated on and
+                               where each was read from
     OUTPUT/results.md          our numbers beside the paper's, with the data caveats
     OUTPUT/networks/KEY.keras  trained networks (KEY.backup/ holds BackupAndRestore state while training)
     OUTPUT/features/KEY.npz    cached (logits, latent) of every set a network is evaluated on, with a fingerprint
@@ -31,6 +32,7 @@ import numpy as np
 
 from keras_crosr import datasets, metrics, openset, protocols
 from keras_crosr._validation import is_integer
+from keras_crosr.datasets import _source
 from keras_crosr.backbones import BACKBONES, get_backbone
 from keras_crosr.dhrnet import build_dhrnet, compile_dhrnet, dhrnet_targets, inference_model
 from keras_crosr.experiments import report
@@ -85,8 +87,10 @@ class Workspace:
         return created
 
     def remove_if_empty(self):
-        """Removes the directory when it holds nothing but its settings (a run that stopped before any result)."""
-        if all(p.is_dir() or p == self.settings_path for p in self.path.rglob("*")):
+        """Removes the directory when it holds nothing but its settings and data fingerprints (a run that stopped
+        before any result)."""
+        bare = set(self.results) <= {"run", "inputs"}
+        if all(p.is_dir() or p == self.settings_path or bare and p == self.results_path for p in self.path.rglob("*")):
             shutil.rmtree(self.path)
 
     def has(self, key, detector=None):
@@ -100,34 +104,23 @@ class Workspace:
             return False
         return detector is None or isinstance(value, dict) and value.get("detector") == detector
 
-    def check_inputs(self, key, digests, cached=None):
-        """Records the :func:`fingerprint` of each input array of network ``key`` (``{name: digest}``), refusing
-        arrays other than those recorded: the network's results would be mixed with results on other data.
-
-        ``cached``: digests found beside cached features, which stand for the record in a run directory made
-        before inputs were recorded.
-        """
-        inputs = self.results.get("inputs", {})
-        recorded = {name: inputs.get(f"{key}/{name}", (cached or {}).get(name)) for name in digests}
-        differ = sorted(name for name, digest in digests.items() if recorded[name] not in (None, digest))
+    def check_inputs(self, inputs):
+        """Records what identifies the data the run loaded, ``{name: value}``: the :func:`fingerprint` of each
+        array set (e.g. ``"train"``) and, as ``"source of DATASET"``, where each data set was read from; refuses
+        data other than those recorded, since results on them would be mixed with the recorded ones."""
+        recorded = self.results.get("inputs", {})
+        differ = sorted(name for name, value in inputs.items() if recorded.get(name, value) != value)
         if differ:
+            differences = [f"{name} ({recorded[name]}, now {inputs[name]})" if name.startswith("source of ")
+                           else name for name in differ]
             raise ValueError(
-                f"{self.path} holds the network {key} made with other {', '.join(differ)} data than this run "
-                "loaded (another data source or data directory, or changed files): its results would be mixed "
-                "with results on other data. Rerun with the source and data directory it was made with, or "
+                f"{self.path} holds results on other data than this run loaded: {', '.join(differences)} (another "
+                "data source or data directory, changed files, or a keras-crosr version that prepares them "
+                "otherwise); they would be mixed with results on these. Rerun with the data it was made with, or "
                 "choose another output directory."
             )
-        new = {f"{key}/{name}": digest for name, digest in digests.items() if recorded[name] is None}
-        if new:
-            self.record("inputs", {**inputs, **new})
-
-    def forget_inputs(self, key):
-        """Forgets the inputs of network ``key`` (one that was not kept: nothing was made from them)."""
-        inputs = {k: v for k, v in self.results.get("inputs", {}).items() if not k.startswith(f"{key}/")}
-        if inputs:
-            self.record("inputs", inputs)
-        else:
-            self.forget("inputs")
+        if any(name not in recorded for name in inputs):
+            self.record("inputs", {**recorded, **inputs})
 
     def record(self, key, value):
         """Stores one finished result and writes results.json atomically."""
@@ -146,11 +139,15 @@ class Workspace:
         os.replace(tmp, self.results_path)
 
 
-def fingerprint(x):
-    """A digest of an array's shape, dtype and bytes: which inputs cached features belong to."""
-    x = np.ascontiguousarray(x)
-    digest = hashlib.blake2b(f"{x.shape}{x.dtype}".encode(), digest_size=16)
-    digest.update(memoryview(x).cast("B"))
+def fingerprint(*arrays):
+    """A digest of the arrays' shapes, dtypes and bytes, in order: which data results and cached features
+    belong to."""
+    digest = hashlib.blake2b(digest_size=16)
+    for x in arrays:
+        x = np.ascontiguousarray(x)
+        digest.update(f"{x.shape}{x.dtype}".encode())
+        if x.size:  # a memoryview of an empty array cannot be cast
+            digest.update(memoryview(x).cast("B"))
     return digest.hexdigest()
 
 
@@ -355,7 +352,7 @@ class Runner:
         Returns ``None`` (and reports the problem) when the training loss diverges.
         """
         path = self.workspace.path / "networks" / f"{key}.keras"
-        self.workspace.check_inputs(key, {"train": fingerprint(x_train)})
+        self._check_cached_inputs(key, {"train": x_train})
         if path.exists():
             self.log(f"[{key}] reusing trained network {path}")
             return keras.saving.load_model(path, compile=False)
@@ -394,7 +391,6 @@ class Runner:
                     f"[{key}] training diverged (NaN/inf loss after {len(history.history['loss'])} epochs) with "
                     f"learning rate {training.learning_rate}: lower it in the experiment's Training configuration"
                 )
-                self.workspace.forget_inputs(key)
                 return None
             first_epoch = history.epoch[0] if history.epoch else self.epochs
             if first_epoch:
@@ -417,8 +413,8 @@ class Runner:
 
     def features(self, key, model, arrays):
         """``{name: {"logits", "latent"?}}`` for each input array, cached in ``features/KEY.npz`` with the
-        fingerprint of the array; inputs other than those the network was evaluated on before are refused
-        (:meth:`Workspace.check_inputs`)."""
+        fingerprint of the array; inputs other than those of the cached features are refused (the network's
+        recorded results came from those)."""
         path = self.workspace.path / "features" / f"{key}.npz"
         cached = {}
         if path.exists():
@@ -428,8 +424,8 @@ class Runner:
             except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
                 self.log(f"[{key}] the cached features {path} are unreadable ({error}): extracting again")
         digests = {name: fingerprint(x) for name, x in arrays.items()}
-        self.workspace.check_inputs(key, digests, cached={
-            name: str(cached[f"{name}/fingerprint"]) for name in arrays if f"{name}/fingerprint" in cached})
+        self._refuse_other_inputs(key, path, [name for name, digest in digests.items()
+                                              if cached.get(f"{name}/fingerprint", digest) != digest])
         extractor = None
         for name, x in arrays.items():
             digest = digests[name]
@@ -452,6 +448,36 @@ class Runner:
                    if k.split("/", 1)[0] == name and not k.endswith("/fingerprint")}
             for name in arrays
         }
+
+    def _check_cached_inputs(self, key, arrays):
+        """Refuses ``arrays`` (``{name: array}``) other than the inputs the cached features of network ``key`` were
+        extracted from (the check of run directories made before data fingerprints were recorded)."""
+        path = self.workspace.path / "features" / f"{key}.npz"
+        try:
+            with np.load(path) as archive:
+                cached = {name: str(archive[f"{name}/fingerprint"]) for name in arrays
+                          if f"{name}/fingerprint" in archive.files}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile):  # none, or unreadable: features() says so
+            return
+        self._refuse_other_inputs(key, path, [name for name, digest in cached.items()
+                                              if fingerprint(arrays[name]) != digest])
+
+    @staticmethod
+    def _refuse_other_inputs(key, path, differ):
+        if differ:
+            raise ValueError(
+                f"the cached features {path} of the network {key} came from other {', '.join(sorted(differ))} "
+                "inputs than this run gives it (another data source or data directory, changed files, or a "
+                "keras-crosr version that prepares them otherwise): its recorded results would be mixed with "
+                "results on these. Rerun with the data it was made with, or choose another output directory."
+            )
+
+    def check_data(self, sources, **named):
+        """Fingerprints each array set ``name=(arrays...)`` the run loaded (inputs with their labels) and refuses
+        data other than those recorded for the run directory, or read from other ``sources`` (as collected by
+        ``datasets._source.recording()``): :meth:`Workspace.check_inputs`."""
+        self.workspace.check_inputs({**{f"source of {name}": where for name, where in sources.items()},
+                                     **{name: fingerprint(*arrays) for name, arrays in named.items()}})
 
     def detector(self, head, backbone, dataset):
         """The unfitted detector of ``head``: the experiment's tail size for ``backbone`` and rank calibration
@@ -573,18 +599,21 @@ class Runner:
     def load_outlier_benchmark(self):
         """The outlier-addition data within the budget: ``(x_train, y_train, x_test, y_test, outliers)``, with
         ``outliers`` a dict of the available outlier sets (the unavailable ones are recorded)."""
-        if self.experiment.dataset == "sample":
-            sample = datasets.load_sample()
-            x_train, y_train, x_test, y_test = (sample[k] for k in ("x_train", "y_train", "x_test", "y_test"))
-        else:
-            x_train, y_train = datasets.LOADERS[self.experiment.dataset]("train", **self.data)
-            x_test, y_test = datasets.LOADERS[self.experiment.dataset]("test", **self.data)
-        keep = subsample(len(x_train), self.limit("train"), self.seed)
-        x_train, y_train = x_train[keep], y_train[keep]
-        keep = subsample(len(x_test), self.limit("test"), self.seed)
-        x_test, y_test = x_test[keep], y_test[keep]
-        outliers = {name: self.load_outliers(name, x_test) for name in self.evaluations}
-        return x_train, y_train, x_test, y_test, {name: x for name, x in outliers.items() if x is not None}
+        with _source.recording() as sources:
+            if self.experiment.dataset == "sample":
+                sample = datasets.load_sample()
+                x_train, y_train, x_test, y_test = (sample[k] for k in ("x_train", "y_train", "x_test", "y_test"))
+            else:
+                x_train, y_train = datasets.LOADERS[self.experiment.dataset]("train", **self.data)
+                x_test, y_test = datasets.LOADERS[self.experiment.dataset]("test", **self.data)
+            keep = subsample(len(x_train), self.limit("train"), self.seed)
+            x_train, y_train = x_train[keep], y_train[keep]
+            keep = subsample(len(x_test), self.limit("test"), self.seed)
+            x_test, y_test = x_test[keep], y_test[keep]
+            outliers = {name: x for name in self.evaluations if (x := self.load_outliers(name, x_test)) is not None}
+        self.check_data(sources, train=(x_train, y_train), test=(x_test, y_test),
+                        **{name: (x,) for name, x in outliers.items()})
+        return x_train, y_train, x_test, y_test, outliers
 
     def _run_outliers(self):
         experiment = self.experiment
@@ -642,7 +671,8 @@ class Runner:
                 if not pending:
                     continue
                 try:
-                    split = protocols.make_class_separation(dataset, trial, splits=self.splits, **self.data)
+                    with _source.recording() as sources:
+                        split = protocols.make_class_separation(dataset, trial, splits=self.splits, **self.data)
                 except (datasets.DatasetNotFoundError, FileNotFoundError) as error:
                     self.log(f"class split {dataset} skipped: {error}")
                     self.workspace.record(f"unavailable/{dataset}", str(error))
@@ -654,6 +684,8 @@ class Runner:
                 keep_u = subsample(len(split.x_test_unknown), self.limit("test"), self.seed + trial + 1)
                 x_known, y_known = split.x_test_known[keep_k], split.y_test_known[keep_k]
                 x_unknown = split.x_test_unknown[keep_u]
+                self.check_data(sources, **{f"{prefix}/train": (x_train, y_train),
+                                            f"{prefix}/known": (x_known, y_known), f"{prefix}/unknown": (x_unknown,)})
                 for network, missing in pending.items():  # a network whose evaluations are all recorded is not loaded
                     backbone = self.experiment.backbone_for(network, dataset)
                     where = {"backbone": backbone, "dataset": dataset}
@@ -677,14 +709,17 @@ class Runner:
                 pending = self._pending_heads(prefix, dataset="dbpedia")
                 if not pending:
                     continue
-                split, vocabulary = protocols.make_dbpedia_split(
-                    num_unknown, seed=self.seed + trial, data_dir=self.data["data_dir"], **experiment.data_options
-                )
+                with _source.recording() as sources:
+                    split, vocabulary = protocols.make_dbpedia_split(
+                        num_unknown, seed=self.seed + trial, data_dir=self.data["data_dir"], **experiment.data_options
+                    )
                 keep = subsample(len(split.x_train), self.limit("train"), self.seed)
                 x_train, y_train = split.x_train[keep], split.y_train[keep]
                 keep_k = subsample(len(split.x_test_known), self.limit("test"), self.seed)
                 x_known, y_known = split.x_test_known[keep_k], split.y_test_known[keep_k]
                 x_unknown = split.x_test_unknown[subsample(len(split.x_test_unknown), self.limit("test"), self.seed)]
+                self.check_data(sources, **{f"{prefix}/train": (x_train, y_train),
+                                            f"{prefix}/known": (x_known, y_known), f"{prefix}/unknown": (x_unknown,)})
                 for network, missing in pending.items():
                     # The seed alone draws the 4 known classes (and the vocabulary), so one network per seed
                     # serves every setting; only the unknown test set changes.
