@@ -207,6 +207,7 @@ def test_data_read_from_another_source_is_refused(tmp_path, data_dir):
     Runner(experiment, run, quick=True, only=["mnist"], source="local", data_dir=data_dir, verbose=0).run()
     results = json.loads((run / "results.json").read_text())
     assert results["inputs"]["source of MNIST"] == "local mnist.npz"
+    assert "Data read from: MNIST: local mnist.npz." in (run / "results.md").read_text()
     assert sorted(results["inputs"]) == ["mnist/trial0/known", "mnist/trial0/train", "mnist/trial0/unknown",
                                          "source of MNIST"]
     results["inputs"]["source of MNIST"] = "tfds mnist"  # as a run on tensorflow-datasets records it
