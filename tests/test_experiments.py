@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import re
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -216,6 +217,60 @@ def test_data_read_from_another_source_is_refused(tmp_path, data_dir):
     with pytest.raises(ValueError, match=r"other data than this run loaded: source of MNIST \(tfds mnist, now "
                                          r"local mnist.npz\)"):
         Runner(experiment, run, quick=True, only=["mnist"], source="local", data_dir=data_dir, verbose=0).run()
+
+
+def test_recording_blocks_nest():
+    from keras_crosr.datasets import _source
+
+    sample = Path(datasets.__file__).parent / "sample"
+    with _source.recording() as outer:
+        with _source.recording() as inner:
+            _source.resolve("A", "mnist_omniglot.npz", source="local", data_dir=sample)
+        _source.resolve("B", "mnist_omniglot.npz", source="local", data_dir=sample)
+    _source.resolve("C", "mnist_omniglot.npz", source="local", data_dir=sample)
+    assert inner == {"A": "local mnist_omniglot.npz"}
+    assert outer == {"A": "local mnist_omniglot.npz", "B": "local mnist_omniglot.npz"}
+
+
+def test_a_directory_of_an_earlier_version_is_checked_against_every_networks_cache(tmp_path, monkeypatch):
+    two = dataclasses.replace(TINY, quick=Budget(epochs=1, train=300, test=100), networks=(
+        Network("mnist_cnn", "supervised", ("softmax",)), Network("mnist_cnn", "dhrnet", ("softmax",))))
+    Runner(two, tmp_path, quick=True, networks=["supervised"], verbose=0).run()
+    results = json.loads((tmp_path / "results.json").read_text())
+    del results["inputs"]  # as an earlier version left it: its networks' caches alone say what they were given
+    (tmp_path / "results.json").write_text(json.dumps(results))
+    reverse_sample_array(monkeypatch, "x_train")
+    with pytest.raises(ValueError, match="mnist_cnn-supervised came from other train inputs"):
+        Runner(two, tmp_path, quick=True, verbose=0).run()  # the finished supervised network's, before any training
+    assert not (tmp_path / "networks" / "mnist_cnn-dhrnet.keras").exists()
+
+
+def test_a_set_that_could_not_be_loaded_records_no_source_and_a_stopped_first_run_no_directory(
+        tmp_path, data_dir, monkeypatch):
+    from keras_crosr.datasets import _source
+
+    def offline_tfds_omniglot(*args, **kwargs):  # found where to read it (tensorflow-datasets), then failed to
+        _source._resolved("Omniglot", "tfds", "omniglot", "omniglot")
+        raise datasets.DatasetNotFoundError("Omniglot: tensorflow-datasets could not download 'omniglot' (offline)")
+
+    monkeypatch.setattr(datasets, "load_omniglot", offline_tfds_omniglot)
+    root = tmp_path / "data"  # MNIST without Omniglot
+    root.mkdir()
+    (root / "mnist.npz").symlink_to(data_dir / "mnist.npz")
+    experiment = dataclasses.replace(
+        get_experiment("mnist-outliers"), networks=(Network("mnist_cnn", "supervised", ("softmax",)),),
+        quick=Budget(epochs=1, train=300, test=100, batch_size=32), tail_size={"mnist_cnn": 5},
+    )
+    run = tmp_path / "run"
+    options = {"quick": True, "source": "local", "data_dir": str(root), "verbose": 0}
+    with monkeypatch.context() as patch:
+        patch.setattr(Runner, "train", lambda self, *args, **kwargs: (_ for _ in ()).throw(KeyboardInterrupt))
+        with pytest.raises(KeyboardInterrupt):
+            Runner(experiment, run, **options).run()
+    assert not run.exists()  # its settings, data fingerprints and unavailable sets are no result
+    Runner(experiment, run, **options).run()
+    inputs = json.loads((run / "results.json").read_text())["inputs"]
+    assert sorted(inputs) == ["mnist_noise", "noise", "source of MNIST", "test", "train"]
 
 
 def test_an_interrupted_training_is_not_resumed_on_other_data(tmp_path, monkeypatch):

@@ -9,6 +9,7 @@ only ever read from ``data_dir``.
 """
 
 import contextlib
+import contextvars
 import os
 import warnings
 import zipfile
@@ -19,23 +20,24 @@ import numpy as np
 ENV_VAR = "KERAS_CROSR_DATA"
 LAYOUT = "files laid out as in DATA.md of github.com/keras-crosr/keras-crosr"
 SOURCES = ("auto", "tfds", "local")
-_RECORDERS = []  # the dicts of the open `recording()` blocks
+_RECORDERS = contextvars.ContextVar("keras_crosr_source_recorders", default=())  # of the open recording() blocks
 
 
 @contextlib.contextmanager
 def recording():
-    """Collects, inside the block, where each data set was read from: ``{dataset: "local FILE"}`` (the file
-    relative to the data root, which may move between machines) or ``{dataset: "tfds NAME"}``."""
+    """Collects, inside the block, where each data set was resolved to be read from: ``{dataset: "local FILE"}``
+    (the file relative to the data root, which may move between machines) or ``{dataset: "tfds NAME"}``.
+    Blocks nest (the outer one collects what the inner ones do) and are local to their thread."""
     used = {}
-    _RECORDERS.append(used)
+    token = _RECORDERS.set(_RECORDERS.get() + (used,))
     try:
         yield used
     finally:
-        _RECORDERS.remove(used)
+        _RECORDERS.reset(token)
 
 
 def _resolved(dataset, kind, where, description):
-    for used in _RECORDERS:
+    for used in _RECORDERS.get():
         used[dataset] = f"{kind} {description}"
     return kind, where
 

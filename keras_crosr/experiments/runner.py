@@ -88,8 +88,8 @@ class Workspace:
 
     def remove_if_empty(self):
         """Removes the directory when it holds nothing but its settings and data fingerprints (a run that stopped
-        before any result)."""
-        bare = set(self.results) <= {"run", "inputs"}
+        before any result; what it found unavailable is no result either)."""
+        bare = all(key in ("run", "inputs") or key.startswith("unavailable/") for key in self.results)
         if all(p.is_dir() or p == self.settings_path or bare and p == self.results_path for p in self.path.rglob("*")):
             shutil.rmtree(self.path)
 
@@ -107,20 +107,28 @@ class Workspace:
     def check_inputs(self, inputs):
         """Records what identifies the data the run loaded, ``{name: value}``: the :func:`fingerprint` of each
         array set (e.g. ``"train"``) and, as ``"source of DATASET"``, where each data set was read from; refuses
-        data other than those recorded, since results on them would be mixed with the recorded ones."""
+        data other than those recorded, since results on them would be mixed with the recorded ones.
+
+        Returns:
+            whether any of ``inputs`` was not recorded before (first loaded, or a directory of an earlier version).
+        """
         recorded = self.results.get("inputs", {})
         differ = sorted(name for name, value in inputs.items() if recorded.get(name, value) != value)
         if differ:
             differences = [f"{name} ({recorded[name]}, now {inputs[name]})" if name.startswith("source of ")
                            else name for name in differ]
+            sources = [f"{k[len('source of '):]}: {v}" for k, v in sorted(recorded.items())
+                       if k.startswith("source of ")]
             raise ValueError(
                 f"{self.path} holds results on other data than this run loaded: {', '.join(differences)} (another "
                 "data source or data directory, changed files, or a keras-crosr version that prepares them "
-                "otherwise); they would be mixed with results on these. Rerun with the data it was made with, or "
-                "choose another output directory."
+                "otherwise); they would be mixed with results on these. Rerun with the data it was made with"
+                + (f" (read from {'; '.join(sources)})" if sources else "") + ", or choose another output directory."
             )
-        if any(name not in recorded for name in inputs):
+        new = any(name not in recorded for name in inputs)
+        if new:
             self.record("inputs", {**recorded, **inputs})
+        return new
 
     def record(self, key, value):
         """Stores one finished result and writes results.json atomically."""
@@ -472,12 +480,21 @@ class Runner:
                 "results on these. Rerun with the data it was made with, or choose another output directory."
             )
 
-    def check_data(self, sources, **named):
+    def check_data(self, sources, networks, **named):
         """Fingerprints each array set ``name=(arrays...)`` the run loaded (inputs with their labels) and refuses
         data other than those recorded for the run directory, or read from other ``sources`` (as collected by
-        ``datasets._source.recording()``): :meth:`Workspace.check_inputs`."""
-        self.workspace.check_inputs({**{f"source of {name}": where for name, where in sources.items()},
-                                     **{name: fingerprint(*arrays) for name, arrays in named.items()}})
+        ``datasets._source.recording()``): :meth:`Workspace.check_inputs`.
+
+        ``networks``: a function returning ``{key: {name: array}}``, the inputs each network of these data is
+        given; where the data were not recorded yet (a directory of an earlier version), the cached features of
+        every one of them, finished or not, are checked, so that no network's results on other data stay beside
+        the new ones.
+        """
+        inputs = {**{f"source of {name}": where for name, where in sources.items()},
+                  **{name: fingerprint(*arrays) for name, arrays in named.items()}}
+        if self.workspace.check_inputs(inputs):
+            for key, arrays in networks().items():
+                self._check_cached_inputs(key, arrays)
 
     def detector(self, head, backbone, dataset):
         """The unfitted detector of ``head``: the experiment's tail size for ``backbone`` and rank calibration
@@ -606,13 +623,20 @@ class Runner:
             else:
                 x_train, y_train = datasets.LOADERS[self.experiment.dataset]("train", **self.data)
                 x_test, y_test = datasets.LOADERS[self.experiment.dataset]("test", **self.data)
-            keep = subsample(len(x_train), self.limit("train"), self.seed)
-            x_train, y_train = x_train[keep], y_train[keep]
-            keep = subsample(len(x_test), self.limit("test"), self.seed)
-            x_test, y_test = x_test[keep], y_test[keep]
-            outliers = {name: x for name in self.evaluations if (x := self.load_outliers(name, x_test)) is not None}
-        self.check_data(sources, train=(x_train, y_train), test=(x_test, y_test),
-                        **{name: (x,) for name, x in outliers.items()})
+        keep = subsample(len(x_train), self.limit("train"), self.seed)
+        x_train, y_train = x_train[keep], y_train[keep]
+        keep = subsample(len(x_test), self.limit("test"), self.seed)
+        x_test, y_test = x_test[keep], y_test[keep]
+        outliers = {}
+        for name in self.evaluations:
+            with _source.recording() as used:
+                x_out = self.load_outliers(name, x_test)
+            if x_out is not None:  # the source of a set that could not be loaded is none
+                outliers[name] = x_out
+                sources.update(used)
+        known = {"train": x_train, "known": x_test, "test": x_test, **outliers}  # "test": the samples experiment's
+        self.check_data(sources, lambda: {network.key: known for network in self.experiment.networks},
+                        train=(x_train, y_train), test=(x_test, y_test), **{name: (x,) for name, x in outliers.items()})
         return x_train, y_train, x_test, y_test, outliers
 
     def _run_outliers(self):
@@ -684,8 +708,19 @@ class Runner:
                 keep_u = subsample(len(split.x_test_unknown), self.limit("test"), self.seed + trial + 1)
                 x_known, y_known = split.x_test_known[keep_k], split.y_test_known[keep_k]
                 x_unknown = split.x_test_unknown[keep_u]
-                self.check_data(sources, **{f"{prefix}/train": (x_train, y_train),
-                                            f"{prefix}/known": (x_known, y_known), f"{prefix}/unknown": (x_unknown,)})
+
+                def trial_inputs():  # what each network of the trial is given (called at once by check_data)
+                    inputs = {}
+                    for network in self.experiment.networks:
+                        backbone = self.experiment.backbone_for(network, dataset)
+                        images = [_fit_images(x, backbone) for x in (x_train, x_known, x_unknown)]
+                        key = class_split_network(dataset, trial, backbone, network.variant)
+                        inputs[key] = dict(zip(("train", "known", "unknown"), images))
+                    return inputs
+
+                self.check_data(sources, trial_inputs, **{f"{prefix}/train": (x_train, y_train),
+                                                          f"{prefix}/known": (x_known, y_known),
+                                                          f"{prefix}/unknown": (x_unknown,)})
                 for network, missing in pending.items():  # a network whose evaluations are all recorded is not loaded
                     backbone = self.experiment.backbone_for(network, dataset)
                     where = {"backbone": backbone, "dataset": dataset}
@@ -718,8 +753,14 @@ class Runner:
                 keep_k = subsample(len(split.x_test_known), self.limit("test"), self.seed)
                 x_known, y_known = split.x_test_known[keep_k], split.y_test_known[keep_k]
                 x_unknown = split.x_test_unknown[subsample(len(split.x_test_unknown), self.limit("test"), self.seed)]
-                self.check_data(sources, **{f"{prefix}/train": (x_train, y_train),
-                                            f"{prefix}/known": (x_known, y_known), f"{prefix}/unknown": (x_unknown,)})
+                self.check_data(
+                    sources,
+                    lambda: {f"dbpedia-s{self.seed + trial}-{network.variant}": {
+                        "train": x_train, "known": x_known, f"unknown{num_unknown}": x_unknown,
+                    } for network in self.experiment.networks},
+                    **{f"{prefix}/train": (x_train, y_train), f"{prefix}/known": (x_known, y_known),
+                       f"{prefix}/unknown": (x_unknown,)},
+                )
                 for network, missing in pending.items():
                     # The seed alone draws the 4 known classes (and the vocabulary), so one network per seed
                     # serves every setting; only the unknown test set changes.

@@ -22,6 +22,7 @@ import keras
 import numpy as np
 
 from keras_crosr import datasets
+from keras_crosr.datasets import _source
 from keras_crosr.deploy import build_open_set_model
 from keras_crosr.dhrnet import inference_model
 from keras_crosr.experiments.runner import subsample, make_detector
@@ -204,16 +205,18 @@ def measure_runtime(runner):
     n_fit = runner.limit("train") or FIT_IMAGES
     n_timed = runner.limit("test") or TIMED_IMAGES
     load = datasets.load_cifar10
-    x_fit, y_fit = load("train", indices=subsample(_CIFAR10_SIZES["train"], n_fit, runner.seed), **runner.data)
-    if runner.epochs > 0:
-        keep = subsample(_CIFAR10_SIZES["train"], runner.limit("train"), runner.seed)
-        x_train, y_train = load("train", indices=keep, **runner.data)
-        weights = f"trained for {runner.epochs} epochs on {len(x_train)} images"
-    else:
-        x_train, y_train = x_fit, y_fit
-        weights = ("untrained (the time does not depend on the weights); classifier: least-squares readout on "
-                   f"{len(x_fit)} training images")
-    x_timed, _ = load("test", indices=subsample(_CIFAR10_SIZES["test"], n_timed, runner.seed + 1), **runner.data)
+    with _source.recording() as sources:
+        x_fit, y_fit = load("train", indices=subsample(_CIFAR10_SIZES["train"], n_fit, runner.seed), **runner.data)
+        if runner.epochs > 0:
+            keep = subsample(_CIFAR10_SIZES["train"], runner.limit("train"), runner.seed)
+            x_train, y_train = load("train", indices=keep, **runner.data)
+            weights = f"trained for {runner.epochs} epochs on {len(x_train)} images"
+        else:
+            x_train, y_train = x_fit, y_fit
+            weights = ("untrained (the time does not depend on the weights); classifier: least-squares readout on "
+                       f"{len(x_fit)} training images")
+        x_timed, _ = load("test", indices=subsample(_CIFAR10_SIZES["test"], n_timed, runner.seed + 1), **runner.data)
+    runner.check_data(sources, dict, train=(x_train, y_train), fit=(x_fit, y_fit), timed=(x_timed,))
     num_classes = 10
     device = device_name()
     for backbone, pairs in pending.items():
