@@ -264,7 +264,6 @@ EXPERIMENTS = {
             ),
             quick=Budget(epochs=0, train=200, test=20),
             training=Training(epochs=0),
-            tail_size={"densenet92": 50},  # the heads of Table 3 that it times
         ),
         Experiment(
             name="samples",

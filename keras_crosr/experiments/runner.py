@@ -32,8 +32,8 @@ import numpy as np
 
 from keras_crosr import datasets, metrics, openset, protocols
 from keras_crosr._validation import is_integer
-from keras_crosr.datasets import _source
 from keras_crosr.backbones import BACKBONES, get_backbone
+from keras_crosr.datasets import _source
 from keras_crosr.dhrnet import build_dhrnet, compile_dhrnet, dhrnet_targets, inference_model
 from keras_crosr.experiments import report
 from keras_crosr.experiments.config import class_split_dataset, class_split_network, get_experiment
@@ -492,7 +492,8 @@ class Runner:
         """
         inputs = {**{f"source of {name}": where for name, where in sources.items()},
                   **{name: fingerprint(*arrays) for name, arrays in named.items()}}
-        if self.workspace.check_inputs(inputs):
+        cached = any((self.workspace.path / "features").glob("*.npz"))
+        if self.workspace.check_inputs(inputs) and cached:
             for key, arrays in networks().items():
                 self._check_cached_inputs(key, arrays)
 
@@ -634,8 +635,8 @@ class Runner:
             if x_out is not None:  # the source of a set that could not be loaded is none
                 outliers[name] = x_out
                 sources.update(used)
-        known = {"train": x_train, "known": x_test, "test": x_test, **outliers}  # "test": the samples experiment's
-        self.check_data(sources, lambda: {network.key: known for network in self.experiment.networks},
+        given = {"train": x_train, "known": x_test, "test": x_test, **outliers}  # "test": the samples experiment's
+        self.check_data(sources, lambda: {network.key: given for network in self.experiment.networks},
                         train=(x_train, y_train), test=(x_test, y_test), **{name: (x,) for name, x in outliers.items()})
         return x_train, y_train, x_test, y_test, outliers
 
