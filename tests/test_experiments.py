@@ -263,8 +263,11 @@ def test_a_set_that_could_not_be_loaded_records_no_source_and_a_stopped_first_ru
     )
     run = tmp_path / "run"
     options = {"quick": True, "source": "local", "data_dir": str(root), "verbose": 0}
+    def interrupted(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
     with monkeypatch.context() as patch:
-        patch.setattr(Runner, "train", lambda self, *args, **kwargs: (_ for _ in ()).throw(KeyboardInterrupt))
+        patch.setattr(Runner, "train", interrupted)
         with pytest.raises(KeyboardInterrupt):
             Runner(experiment, run, **options).run()
     assert not run.exists()  # its settings, data fingerprints and unavailable sets are no result

@@ -239,7 +239,7 @@ def render(experiment, results, *, settings=None):
              *_failures(experiment, results)]
     if notes:
         lines += ["Caveats:", *[f"- {note}" for note in notes], ""]
-    sources = sorted((k[len("source of "):], v) for k, v in results.get("inputs", {}).items()
+    sources = sorted((k.removeprefix("source of "), v) for k, v in results.get("inputs", {}).items()
                      if k.startswith("source of "))
     if sources:
         lines += ["Data read from: " + "; ".join(f"{name}: {where}" for name, where in sources) + ".", ""]

@@ -117,7 +117,7 @@ class Workspace:
         if differ:
             differences = [f"{name} ({recorded[name]}, now {inputs[name]})" if name.startswith("source of ")
                            else name for name in differ]
-            sources = [f"{k[len('source of '):]}: {v}" for k, v in sorted(recorded.items())
+            sources = [f"{k.removeprefix('source of ')}: {v}" for k, v in sorted(recorded.items())
                        if k.startswith("source of ")]
             raise ValueError(
                 f"{self.path} holds results on other data than this run loaded: {', '.join(differences)} (another "
@@ -480,20 +480,20 @@ class Runner:
                 "results on these. Rerun with the data it was made with, or choose another output directory."
             )
 
-    def check_data(self, sources, networks, **named):
+    def check_data(self, sources, networks=None, **named):
         """Fingerprints each array set ``name=(arrays...)`` the run loaded (inputs with their labels) and refuses
         data other than those recorded for the run directory, or read from other ``sources`` (as collected by
         ``datasets._source.recording()``): :meth:`Workspace.check_inputs`.
 
         ``networks``: a function returning ``{key: {name: array}}``, the inputs each network of these data is
-        given; where the data were not recorded yet (a directory of an earlier version), the cached features of
+        given (``None``: no network caches features of them); where the data were not recorded yet (a directory of an earlier version), the cached features of
         every one of them, finished or not, are checked, so that no network's results on other data stay beside
         the new ones.
         """
         inputs = {**{f"source of {name}": where for name, where in sources.items()},
                   **{name: fingerprint(*arrays) for name, arrays in named.items()}}
         cached = any((self.workspace.path / "features").glob("*.npz"))
-        if self.workspace.check_inputs(inputs) and cached:
+        if self.workspace.check_inputs(inputs) and cached and networks is not None:
             for key, arrays in networks().items():
                 self._check_cached_inputs(key, arrays)
 

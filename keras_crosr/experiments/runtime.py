@@ -216,7 +216,7 @@ def measure_runtime(runner):
             weights = ("untrained (the time does not depend on the weights); classifier: least-squares readout on "
                        f"{len(x_fit)} training images")
         x_timed, _ = load("test", indices=subsample(_CIFAR10_SIZES["test"], n_timed, runner.seed + 1), **runner.data)
-    runner.check_data(sources, dict, train=(x_train, y_train), fit=(x_fit, y_fit), timed=(x_timed,))
+    runner.check_data(sources, train=(x_train, y_train), fit=(x_fit, y_fit), timed=(x_timed,))
     num_classes = 10
     device = device_name()
     for backbone, pairs in pending.items():
