@@ -273,7 +273,8 @@ class OpenSetHead(keras.callbacks.Callback):
         features = self.features(x)
         return self.detector_.decision_function(features)
 
-    def score(self, x, labels):
-        """Macro-F1 of `predict(x)` against `labels` `(n,)` in `0..N` (N = unknown), the paper's measure."""
+    def score(self, x, labels, sample_weight=None):
+        """Macro-F1 of `predict(x)` against `labels` `(n,)` in `0..N` (N = unknown), the paper's measure,
+        optionally weighted by `sample_weight` `(n,)`."""
         features = self.features(x)
-        return self.detector_.score(features, labels)
+        return self.detector_.score(features, labels, sample_weight=sample_weight)

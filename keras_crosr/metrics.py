@@ -105,6 +105,20 @@ def _as_scores(scores, n_samples, name):
     return scores
 
 
+def _as_weights(sample_weight, n_samples):
+    weights = np.asarray(sample_weight)
+    if weights.dtype.kind not in "iuf":
+        raise ValueError(f"`sample_weight` must hold numbers; got dtype {weights.dtype}.")
+    weights = weights.astype(np.float64)
+    if weights.shape != (n_samples,):
+        raise ValueError(f"`sample_weight` must have shape ({n_samples},) like `labels`; got {weights.shape}.")
+    if not np.all(np.isfinite(weights)) or np.any(weights < 0):
+        raise ValueError("`sample_weight` must hold finite non-negative weights.")
+    if not weights.sum() > 0:
+        raise ValueError("`sample_weight` must give some sample a positive weight; all weights are 0.")
+    return weights
+
+
 def _known_decision(proba):
     """Returns (best known class, its probability, whether it beats the unknown column), each `(n,)`."""
     known = proba[:, :-1]
@@ -129,7 +143,7 @@ def predict_open_set(proba, threshold=DEFAULT_THRESHOLD):
     return np.where(accepted, best, proba.shape[1] - 1)
 
 
-def macro_f1(labels, predictions, *, n_classes):
+def macro_f1(labels, predictions, *, n_classes, sample_weight=None):
     """Macro-averaged F1 over the `n_classes` known classes plus unknown (label `n_classes`).
 
     Every known class counts in the average, also one absent from both arrays (its F1 is 0). The unknown
@@ -141,6 +155,8 @@ def macro_f1(labels, predictions, *, n_classes):
         labels: `(n,)` true labels in `0..N`.
         predictions: `(n,)` predicted labels in `0..N`.
         n_classes: N, the number of known classes.
+        sample_weight: optional `(n,)` non-negative weights (scikit-learn's `f1_score` semantics); an unknown
+            sample of weight 0 does not make the unknown class count.
     """
     _check_n_classes(n_classes)
     labels = _as_labels(labels)
@@ -149,8 +165,14 @@ def macro_f1(labels, predictions, *, n_classes):
         raise ValueError(f"`predictions` has shape {predictions.shape} but `labels` has {labels.shape}.")
     _check_range(labels, n_classes)
     _check_range(predictions, n_classes, "predictions")
-    averaged = np.arange(n_classes + 1 if np.any(labels == n_classes) else n_classes)
-    return float(f1_score(labels, predictions, labels=averaged, average="macro", zero_division=0.0))
+    unknown = labels == n_classes
+    if sample_weight is not None:
+        sample_weight = _as_weights(sample_weight, labels.shape[0])
+        unknown &= sample_weight > 0
+    averaged = np.arange(n_classes + 1 if np.any(unknown) else n_classes)
+    return float(
+        f1_score(labels, predictions, labels=averaged, average="macro", sample_weight=sample_weight, zero_division=0.0)
+    )
 
 
 def closed_set_accuracy(labels, predictions, *, n_classes):

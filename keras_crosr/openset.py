@@ -243,12 +243,15 @@ class _OpenSetDetector(BaseEstimator):
         """Unknown score `(n,)`: the unknown probability ``predict_proba(features)[:, N]``."""
         return self.predict_proba(features)[:, -1]
 
-    def score(self, features, labels):
+    def score(self, features, labels, sample_weight=None):
         """Macro-F1 of ``predict(features)`` against ``labels`` `(n,)` in ``0..N`` (``N`` = unknown): the paper's
         measure, at the ``threshold`` hyper-parameter, over the ``N`` known classes and unknown (the known
-        classes only when ``labels`` hold no unknown; see :func:`keras_crosr.metrics.macro_f1`)."""
+        classes only when ``labels`` hold no unknown), optionally weighted by ``sample_weight`` `(n,)`; see
+        :func:`keras_crosr.metrics.macro_f1`."""
         self._check_is_fitted()
-        return metrics.macro_f1(labels, self.predict(features), n_classes=self.n_classes_)
+        return metrics.macro_f1(
+            labels, self.predict(features), n_classes=self.n_classes_, sample_weight=sample_weight
+        )
 
 
 class SoftmaxThreshold(_OpenSetDetector):

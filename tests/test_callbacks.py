@@ -58,6 +58,10 @@ def test_callback_fits_at_train_end_and_matches_the_detector_on_predict_features
     )
     truth = np.concatenate([load_sample()["y_test"][:100], np.full(100, 10)])  # x_test: 100 digits, 100 Omniglot
     assert head.score(data["x_test"], truth) == pytest.approx(reference.score(test_features, truth))
+    weights = np.linspace(0.1, 1.0, truth.size)
+    assert head.score(data["x_test"], truth, sample_weight=weights) == pytest.approx(
+        reference.score(test_features, truth, sample_weight=weights)
+    )
 
 
 def test_fit_on_a_trained_model_with_a_detector_instance(data, trained):

@@ -52,6 +52,38 @@ def test_macro_f1_matches_sklearn():
     assert metrics.macro_f1(labels, predictions, n_classes=5) == pytest.approx(expected)
 
 
+def test_macro_f1_sample_weight_counts_a_sample_that_many_times():
+    labels, predictions = np.array([0, 0, 1, 2, 2]), np.array([0, 1, 1, 2, 0])
+    weights = np.array([2, 1, 3, 1, 0.5])
+    repeated = np.repeat(np.arange(5), [4, 2, 6, 2, 1])  # weights x 2, as whole repetitions
+    expected = metrics.macro_f1(labels[repeated], predictions[repeated], n_classes=2)
+    assert metrics.macro_f1(labels, predictions, n_classes=2, sample_weight=weights) == pytest.approx(expected)
+    assert expected != pytest.approx(metrics.macro_f1(labels, predictions, n_classes=2))
+
+
+def test_macro_f1_unknowns_of_weight_zero_leave_the_unknown_class_out():
+    labels, predictions = [0, 1, 2], [0, 1, 0]
+    # the unknown sample weighs nothing: a closed-set evaluation of classes 0 (F1 2/3) and 1 (F1 1)
+    weighted = metrics.macro_f1(labels, predictions, n_classes=2, sample_weight=[1, 1, 0])
+    assert weighted == pytest.approx((1.0 + 1.0) / 2)
+    assert metrics.macro_f1(labels, predictions, n_classes=2) == pytest.approx((2 / 3 + 1.0 + 0.0) / 3)
+
+
+@pytest.mark.parametrize(
+    "weights, message",
+    [
+        ([1, 1], r"shape \(3,\)"),
+        ([1, -1, 1], "non-negative"),
+        ([1, np.nan, 1], "finite"),
+        ([0, 0, 0], "all weights are 0"),
+        (["a", "b", "c"], "numbers"),
+    ],
+)
+def test_macro_f1_refuses_bad_sample_weight(weights, message):
+    with pytest.raises(ValueError, match=message):
+        metrics.macro_f1([0, 1, 2], [0, 1, 2], n_classes=2, sample_weight=weights)
+
+
 def test_closed_set_accuracy_ignores_unknowns_and_rejection():
     # predictions as labels: known samples 0, 1, 0 -> 0, 2 (rejected), 0 -> 2/3
     assert metrics.closed_set_accuracy([0, 1, 0, 2], [0, 2, 0, 1], n_classes=2) == pytest.approx(2 / 3)

@@ -7,6 +7,7 @@ import zipfile
 import numpy as np
 import pytest
 from sklearn.base import clone
+from sklearn.metrics import f1_score
 from sklearn.svm import OneClassSVM
 
 from keras_crosr import openset
@@ -205,6 +206,10 @@ def test_score_is_the_macro_f1_of_predict_over_known_classes_and_unknown():
                   for c in range(4)])
     assert detector.score(test, truth) == pytest.approx(f1) and 0.0 < f1 < 1.0
     assert detector.score(outliers, np.full(20, 3)) == 1.0 / 4  # classes absent from both count as 0
+    weights = np.random.default_rng(0).uniform(0.5, 2.0, truth.size)
+    assert detector.score(test, truth, sample_weight=weights) == pytest.approx(
+        f1_score(truth, predictions, labels=range(4), average="macro", sample_weight=weights)
+    )
     with pytest.raises(ValueError, match=r"`labels` must be in 0\.\.3 \(3 = unknown\); got values in \[0, 4\]"):
         detector.score(test, np.concatenate([labels, np.full(20, 4)]))
 
