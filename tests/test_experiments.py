@@ -143,6 +143,17 @@ def test_rerun_resumes_without_recomputing(tiny_run, capsys, monkeypatch):
     assert "training" not in out and "reusing trained network" not in out
 
 
+def test_a_training_draws_its_weights_from_its_seed_and_records_it(tmp_path):
+    runner = Runner(TINY, tmp_path, epochs=0, seed=3, verbose=0)
+    runner.workspace.open()
+    x, y = np.random.default_rng(0).random((6, 28, 28, 1), dtype="float32"), np.arange(6) % 3
+    weights = {key: runner.train(key, "mnist_cnn", "supervised", x, y, 3, **seed).get_weights()
+               for key, seed in [("default", {}), ("three", {"seed": 3}), ("four", {"seed": 4})]}
+    assert all(np.array_equal(a, b) for a, b in zip(weights["default"], weights["three"]))  # the run's seed
+    assert not all(np.array_equal(a, b) for a, b in zip(weights["three"], weights["four"]))
+    assert [runner.workspace.results[f"{key}/training"]["seed"] for key in weights] == [3, 3, 4]
+
+
 def test_cached_features_are_used_only_for_the_inputs_they_came_from(tmp_path, monkeypatch, capsys):
     runner = Runner(TINY, tmp_path, quick=True, verbose=1)
     runner.workspace.open()
@@ -604,8 +615,8 @@ def test_each_class_split_trial_trains_its_own_networks_on_its_own_split(tmp_pat
                     verbose=0)
     trained = []
 
-    def record_training(key, backbone, variant, x_train, y_train, num_classes, **kwargs):
-        trained.append((key, fingerprint(x_train), fingerprint(y_train), num_classes))
+    def record_training(key, backbone, variant, x_train, y_train, num_classes, *, seed=None, **kwargs):
+        trained.append((key, fingerprint(x_train), fingerprint(y_train), num_classes, seed))
         return None  # as after a diverged training: nothing more is done with this network
 
     monkeypatch.setattr(runner, "train", record_training)
@@ -619,7 +630,7 @@ def test_each_class_split_trial_trains_its_own_networks_on_its_own_split(tmp_pat
         assert digits.shape[1:] == (28, 28, 1)
         for variant in ("supervised", "dhrnet"):  # the paper's Table 5 network, on digits zero-padded to its 32x32
             expected.append((f"mnist-t{trial}-neal_cnn-{variant}", fingerprint(datasets.pad_images(digits, (32, 32))),
-                             fingerprint(split.y_train[keep]), 6))
+                             fingerprint(split.y_train[keep]), 6, runner.seed + trial))  # each trial its own weights
     assert trained == expected
     assert expected[0][1] != expected[2][1]  # the two trials see other images
 

@@ -213,7 +213,8 @@ class Runner:
         epochs: overrides the configuration's (and the quick budget's) epochs.
         quick: use the experiment's reduced ``quick`` budget.
         source, data_dir: where data comes from (see :mod:`keras_crosr.datasets`).
-        seed: seed of weights, shuffling, subsampling and synthesized outliers.
+        seed: seed of weights, shuffling, subsampling and synthesized outliers (trial ``t`` of a class
+            separation or of DBpedia: ``seed + t``).
         only: restrict to these evaluations (outlier sets, split names or unknown-class counts); a quick run
             defaults to its budget's ``evaluations``, where set.
         networks: restrict to these networks (keys ``BACKBONE-VARIANT``, or variants); a quick run defaults to
@@ -354,8 +355,10 @@ class Runner:
     def _solved(self, key):
         self.workspace.forget(f"problems/{key}")
 
-    def train(self, key, backbone, variant, x_train, y_train, num_classes, **build_kwargs):
-        """The trained network ``key``: loaded when saved by an earlier run, else trained and saved.
+    def train(self, key, backbone, variant, x_train, y_train, num_classes, *, seed=None, **build_kwargs):
+        """The trained network ``key``: loaded when saved by an earlier run, else trained and saved with its
+        weights and shuffling drawn by ``seed`` (default: the run's; trial ``t`` of a class separation or of
+        DBpedia passes ``seed + t``, so that the spread over trials includes the initialisation's).
 
         Returns ``None`` (and reports the problem) when the training loss diverges.
         """
@@ -371,7 +374,8 @@ class Runner:
                 "not reproduce it. Put the file back to resume, or choose another output directory."
             )
         training = self.training
-        keras.utils.set_random_seed(self.seed)
+        seed = self.seed if seed is None else seed
+        keras.utils.set_random_seed(seed)
         model = build_dhrnet(
             backbone, num_classes=num_classes, input_shape=x_train.shape[1:], variant=variant,
             dropout=training.dropout, **build_kwargs,
@@ -413,7 +417,7 @@ class Runner:
         self._solved(key)
         self.workspace.record(f"{key}/training", {
             "backbone": backbone, "variant": variant, "epochs": self.epochs, "train_samples": int(len(x_train)),
-            "batch_size": training.batch_size, "learning_rate": training.learning_rate,
+            "batch_size": training.batch_size, "learning_rate": training.learning_rate, "seed": seed,
             "wall_time_s": round(time.perf_counter() - start, 1), "backend": keras.backend.backend(),
             "resumed_at_epoch": first_epoch,  # wall_time_s covers the epochs from here on only
         })
@@ -727,7 +731,8 @@ class Runner:
                     where = {"backbone": backbone, "dataset": dataset}
                     key = class_split_network(dataset, trial, backbone, network.variant)
                     images = [_fit_images(x, backbone) for x in (x_train, x_known, x_unknown)]
-                    model = self.train(key, backbone, network.variant, images[0], y_train, split.num_known)
+                    model = self.train(key, backbone, network.variant, images[0], y_train, split.num_known,
+                                       seed=self.seed + trial)
                     if model is None:
                         continue
                     feats = self.features(key, model, dict(zip(("train", "known", "unknown"), images)))
@@ -767,7 +772,7 @@ class Runner:
                     # serves every setting; only the unknown test set changes.
                     key = f"dbpedia-s{self.seed + trial}-{network.variant}"
                     model = self.train(key, "text_cnn", network.variant, x_train, y_train, split.num_known,
-                                       vocab_size=len(vocabulary))
+                                       seed=self.seed + trial, vocab_size=len(vocabulary))
                     if model is None:
                         continue
                     arrays = {"train": x_train, "known": x_known}
