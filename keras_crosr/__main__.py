@@ -21,7 +21,8 @@ from keras_crosr.protocols import SPLITS
 def _parser():
     parser = argparse.ArgumentParser(prog="python -m keras_crosr", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("list", help="list the experiments of the paper")
+    listing = commands.add_parser("list", help="list the experiments of the paper")
+    listing.add_argument("--details", action="store_true", help="also name each experiment's evaluations and networks")
     quickstart = commands.add_parser("quickstart", help="train on the embedded sample and print Table 2 in miniature")
     run = commands.add_parser("run", help="run one experiment")
     run.add_argument("name", help="experiment name (see `list`)")
@@ -30,14 +31,18 @@ def _parser():
     report.add_argument("results", help="path of the run's results.json")
     for sub in (quickstart, run):
         sub.add_argument("--output", default=None, help="run directory (default: runs/NAME); reused to resume")
-        sub.add_argument("--epochs", type=int, default=None, help="override the configured epochs")
-        sub.add_argument("--seed", type=int, default=0)
+        sub.add_argument("--epochs", type=int, default=None, help="override the configured epochs (at least 1)")
+        sub.add_argument("--seed", type=int, default=0,
+                         help="seed of weights, shuffling, subsampling and synthesized outliers (default: 0)")
         sub.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2), help="Keras progress bars")
         sub.add_argument("--quick", action="store_true", help="the experiment's reduced budget")
     run.add_argument("--source", default="auto", choices=("auto", "local", "tfds"), help="where data comes from")
     run.add_argument("--data-dir", default=None, help="local data root (default: $KERAS_CROSR_DATA)")
-    run.add_argument("--only", nargs="+", default=None, help="restrict to these evaluations (outlier sets, splits)")
-    run.add_argument("--networks", nargs="+", default=None, help="restrict to these networks (BACKBONE-VARIANT)")
+    run.add_argument("--only", nargs="+", default=None,
+                     help="restrict to these evaluations: outlier sets, class-split data sets or DBpedia's numbers of "
+                          "unknown classes (`list --details` names each experiment's)")
+    run.add_argument("--networks", nargs="+", default=None,
+                     help="restrict to these networks, BACKBONE-VARIANT or a variant (`list --details` names them)")
     run.add_argument("--skip-heads", nargs="+", default=(), help="heads to leave for a later run (e.g. ocsvm)")
     run.add_argument("--trials", nargs="+", type=int, default=None,
                      help="restrict to these trials, 0-based (class-split; dbpedia when configured with several seeds)")
@@ -52,6 +57,11 @@ def main(argv=None):
         width = max(map(len, EXPERIMENTS))
         for name, experiment in EXPERIMENTS.items():
             print(f"{name:<{width}}  {experiment.reproduces}")
+            if args.details:
+                indent = " " * (width + 2)
+                if experiment.evaluations:
+                    print(f"{indent}--only: {' '.join(map(str, experiment.evaluations))}")
+                print(f"{indent}--networks: {' '.join(network.key for network in experiment.networks)}")
         return 0
     name = "quickstart" if args.command == "quickstart" else args.name
     if name not in EXPERIMENTS:
@@ -73,6 +83,14 @@ def main(argv=None):
         print(runner.run(), end="")
     except (DatasetNotFoundError, ValueError) as error:  # e.g. a data set missing, a network file gone
         return _error(str(error))
+    except OSError as error:  # e.g. an output directory that cannot be written
+        return _error(f"{type(error).__name__}: {error}")
+    from keras_crosr.experiments import report
+
+    results = runner.workspace.results
+    if not report.holds_results(runner.experiment, results):
+        print(f"{name}: nothing was evaluated; see the caveats above", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -108,7 +126,10 @@ def _report(experiment, results_path):
         if settings and settings.get("experiment", experiment.name) != experiment.name:
             raise ValueError(f"{results_path} holds a run of {settings['experiment']}, not of {experiment.name}")
         if not report.holds_results(experiment, results):
-            raise ValueError(f"{results_path} holds no results of {experiment.name}")
+            unavailable = [f"{key.removeprefix('unavailable/')}: {why}" for key, why in sorted(results.items())
+                           if key.startswith("unavailable/")]
+            raise ValueError(f"{results_path} holds no results of {experiment.name}"
+                             + (f" (not available to its run: {'; '.join(unavailable)})" if unavailable else ""))
         text = report.render(experiment, results, settings=settings)
     except ValueError as error:
         return _error(str(error))

@@ -12,7 +12,7 @@ from keras_crosr.dhrnet import inference_model
 from keras_crosr.distribute import _feature_model, distributed_features
 from keras_crosr.openset import CROSR, NotFittedError, OpenMax, SoftmaxThreshold
 
-__all__ = ["OpenSetHead"]
+__all__ = ["DivergedModelError", "OpenSetHead"]
 
 DETECTORS = {"softmax": SoftmaxThreshold, "openmax": OpenMax, "crosr": CROSR}
 
@@ -39,8 +39,13 @@ def _weights_digest(model):
     return digest.hexdigest()
 
 
-class _DivergedError(ValueError):
-    """The model's features hold NaN or inf: its training diverged."""
+class DivergedModelError(ValueError):
+    """The model's features hold NaN or inf: its training diverged, and no detector can be fitted on it."""
+
+
+def _kind(dtype):
+    """`"float"` or `"integer"` (booleans count as integers) for a NumPy, TensorFlow, JAX or torch dtype."""
+    return "float" if "float" in str(getattr(dtype, "name", dtype)) else "integer"
 
 
 def _is_arrays(train_data):
@@ -69,7 +74,8 @@ class OpenSetHead(keras.callbacks.Callback):
     Used as a callback, it runs at the end of `model.fit`: it extracts the features of `train_data` with
     `keras_crosr.dhrnet.inference_model(model)` (the decoder-free model), batch by batch with a progress
     bar, and fits the detector. `head.fit(model)` does the same on an already trained model. A model without
-    a `"latent"` output (`variant="supervised"`) gives the detector its logits `(n, N)` alone. A detector that
+    a `"latent"` output (`variant="supervised"`) gives the detector its logits `(n, N)` alone (a detector that needs
+    z, such as CROSR, is refused for it when training begins). A detector that
     cannot be fitted at the end of `model.fit` raises a `RuntimeError` after training (the network is trained).
 
     Callbacks end in list order: put `OpenSetHead` after `keras.callbacks.EarlyStopping(restore_best_weights=True)`
@@ -107,6 +113,8 @@ class OpenSetHead(keras.callbacks.Callback):
         detector_: the fitted detector.
         inference_model_: the decoder-free model (shares the trained model's weights), on one device; the
             `predict*` methods use a copy built in the model's strategy scope, so they shard like the training.
+        input_dtype_: the dtype of the inputs the detector was fitted on (None for dict inputs); `predict*`
+            refuse integer inputs when it is a float dtype, and float inputs when it is an integer one.
     """
 
     def __init__(self, train_data, detector="crosr", batch_size=256, verbose=1, steps=None):
@@ -141,10 +149,13 @@ class OpenSetHead(keras.callbacks.Callback):
         self.verbose = verbose
         self.steps = None if steps is None else int(steps)
 
+    def on_train_begin(self, logs=None):
+        self._check_model(self.model)  # before the training, not after it
+
     def on_train_end(self, logs=None):
         try:
             self.fit(self.model)
-        except _DivergedError as error:
+        except DivergedModelError as error:
             raise RuntimeError(f"OpenSetHead could not fit its detector at the end of training: {error}") from error
         except Exception as error:
             raise RuntimeError(
@@ -160,7 +171,7 @@ class OpenSetHead(keras.callbacks.Callback):
         # model built in a MirroredStrategy scope would give each replica the whole batch), `sharded_model` is
         # built in the strategy scope for the sharded `predict` of arrays.
         feature_model, sharded_model = inference_model(model), _feature_model(model)
-        detector = DETECTORS[self.detector]() if isinstance(self.detector, str) else copy.deepcopy(self.detector)
+        detector = self._check_model(model)
         if _is_arrays(self.train_data):
             # Arrays: one sharded `predict` (splits each batch over a strategy's or a JAX mesh's devices).
             x, labels = self.train_data[0], _labels(self.train_data[1])
@@ -169,9 +180,9 @@ class OpenSetHead(keras.callbacks.Callback):
             features = distributed_features(sharded_model, x, batch_size=self.batch_size, verbose=self.verbose)
             self._check_finite(features)
             detector.fit(self._detector_input(features), labels)
-            self._keep(feature_model, sharded_model, detector)
+            self._keep(feature_model, sharded_model, detector, np.asarray(x).dtype)
             return self
-        logits, latent, labels = [], [], []
+        logits, latent, labels, dtype = [], [], [], None
         batches, n_batches = self._train_batches()
         progbar = keras.utils.Progbar(n_batches, verbose=self.verbose, unit_name="batch")
         input_rank = len(feature_model.inputs[0].shape)  # (batch, *input_shape)
@@ -186,6 +197,7 @@ class OpenSetHead(keras.callbacks.Callback):
                     f"{tuple(feature_model.inputs[0].shape)}: is the dataset batched (e.g. `dataset.batch(256)`)?"
                 )
             outputs = feature_model.predict_on_batch(x)
+            dtype = getattr(x, "dtype", dtype)
             logits.append(outputs["logits"])
             if "latent" in outputs:
                 latent.append(outputs["latent"])
@@ -201,22 +213,34 @@ class OpenSetHead(keras.callbacks.Callback):
             features["latent"] = np.concatenate(latent)
         self._check_finite(features)
         detector.fit(self._detector_input(features), np.concatenate(labels))
-        self._keep(feature_model, sharded_model, detector)
+        self._keep(feature_model, sharded_model, detector, dtype)
         return self
+
+    def _check_model(self, model):
+        """A fresh copy of the detector, once `model` is known to have the outputs it needs."""
+        detector = DETECTORS[self.detector]() if isinstance(self.detector, str) else copy.deepcopy(self.detector)
+        if getattr(detector, "_needs_latent", False) and "latent" not in inference_model(model).output:
+            raise ValueError(
+                f"the {type(detector).__name__} detector needs the latent output z, which the model {model.name!r} "
+                "does not have (a variant='supervised' network): use detector='openmax' or 'softmax' on it, or "
+                "train a DHRNet or LadderNet."
+            )
+        return detector
 
     @staticmethod
     def _check_finite(features):
         bad = {name: int(np.sum(~np.isfinite(values))) for name, values in features.items()}
         if any(bad.values()):
             counts = ", ".join(f"{count} in the {name}" for name, count in bad.items() if count)
-            raise _DivergedError(
+            raise DivergedModelError(
                 f"the model's features hold NaN or inf values ({counts}): its training diverged, so it is not "
                 "usable as it is. Train again with a lower learning rate or clipped gradients "
                 "(`keras.callbacks.TerminateOnNaN` stops such a run early)."
             )
 
-    def _keep(self, feature_model, sharded_model, detector):
+    def _keep(self, feature_model, sharded_model, detector, dtype):
         self.inference_model_, self._sharded_model, self.detector_ = feature_model, sharded_model, detector
+        self.input_dtype_ = None if dtype is None else np.dtype(dtype)
         self._fitted_weights = _weights_digest(feature_model)
 
     def _train_batches(self):
@@ -255,6 +279,13 @@ class OpenSetHead(keras.callbacks.Callback):
                 "the model's features: refit it with `head.fit(model)`. (In `model.fit(callbacks=[...])`, list "
                 "the head after `EarlyStopping(restore_best_weights=True)`, which restores weights at the end of "
                 "training too.)"
+            )
+        dtype = getattr(x, "dtype", None)
+        if dtype is not None and self.input_dtype_ is not None and _kind(dtype) != _kind(self.input_dtype_):
+            raise ValueError(
+                f"x has dtype {getattr(dtype, 'name', dtype)}, but this head was fitted on {self.input_dtype_} "
+                "inputs: give it inputs prepared as the training data were (e.g. images as float32 in [0, 1], not "
+                "uint8 in 0..255); the model would take them, and its features would not be those of the fit."
             )
         return self._detector_input(distributed_features(self._sharded_model, x, batch_size=self.batch_size))
 

@@ -17,6 +17,7 @@ Training minimises softmax cross entropy + reconstruction loss, weighted 1.0 eac
 """
 
 import keras
+import numpy as np
 from keras import layers, ops
 
 from keras_crosr._validation import is_integer, is_real, positive_int
@@ -340,22 +341,41 @@ def _rows(array):
     return shape[0] if shape is not None and len(shape) else None
 
 
+def _check_labels(y, num_classes):
+    """Refuses labels that the sparse cross-entropy would fail on deep inside the training step."""
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise ValueError(f"y must hold integer class ids of shape (n,), not one-hot rows; got shape {y.shape}.")
+    if y.dtype.kind not in "iuf" or y.dtype.kind == "f" and not np.all(y == np.round(y)):
+        raise ValueError(f"y must hold integer class ids; got dtype {y.dtype}" +
+                         (" with non-integer values." if y.dtype.kind == "f" else "."))
+    upper = "" if num_classes is None else f"..{num_classes - 1}"
+    if y.size and (y.min() < 0 or num_classes is not None and y.max() >= num_classes):
+        where = "" if num_classes is None else f" (the model's logits have {num_classes} columns)"
+        raise ValueError(f"y must hold class ids in 0{upper}{where}; got values in [{y.min()}, {y.max()}].")
+
+
 def dhrnet_targets(x, y, *, model=None):
     """The target dict for ``model.fit``: ``{"logits": y, "reconstruction": x}``.
 
     Args:
         x: the inputs (images ``(n, H, W, C)`` float32 or token ids ``(n, T)``), also the reconstruction target.
-        y: integer labels ``(n,)`` in ``0..N-1``.
+        y: integer labels ``(n,)`` in ``0..N-1`` (NumPy labels are checked: non-negative integers, and below
+            ``N`` when ``model`` is given).
         model: optional; when it has no ``reconstruction`` output (``variant="supervised"``) the target is
-            ``{"logits": y}`` only.
+            ``{"logits": y}`` only, so pass it for a supervised network.
 
     Works on NumPy arrays and on tensors (e.g. inside ``tf.data.Dataset.map``).
     """
     x_rows, y_rows = _rows(x), _rows(y)
     if x_rows is not None and y_rows is not None and x_rows != y_rows:
         raise ValueError(f"x and y must have the same number of rows; received {x_rows} and {y_rows}.")
+    outputs = None if model is None else _output_dict(model)
+    if isinstance(y, (np.ndarray, list, tuple)):  # tensors (in a tf.data map) are left to the loss
+        _check_labels(np.asarray(y), None if outputs is None else outputs["logits"].shape[-1])
     targets = {"logits": y}
-    if model is None or "reconstruction" in _output_dict(model):
+    if outputs is None or "reconstruction" in outputs:
         targets["reconstruction"] = x
     return targets
 

@@ -432,7 +432,8 @@ _PARAMS_DOC = """
     Args:
         tail_size: number of largest training distances per class used for the Weibull fit (paper: 20).
         alpha: rank calibration ``R_alpha`` of Eq. 3 (paper: 10 where used; None = none, as for MNIST and
-            CIFAR-10).
+            CIFAR-10). It may exceed ``N``, as the paper's 10 does on DBpedia's 4 known classes: every class is
+            then revised, the last by ``(alpha - N + 1) / alpha``.
         threshold: rejection threshold on the largest known probability (paper: 0.5).
         distance: ``"euclidean"`` (Eq. 4 and Eq. 6, the paper's), ``"cosine"`` or ``"eucos"`` (OSDN's
             ImageNet Openmax, Bendale & Boult 2016: l2 / 200 + cosine).
@@ -640,6 +641,11 @@ def load_detector(path):
 
 def _detector_from_archive(archive, path):
     if "metadata" not in archive.files:
+        if {"config.json", "metadata.json"} <= set(archive.files):  # the zip of `model.save("m.keras")`
+            raise DetectorFileError(
+                f"{path}: a Keras model file, not a detector file: load it with keras.saving.load_model, and a "
+                "detector with load_detector from the file that save_detector wrote"
+            )
         raise DetectorFileError(f"{path}: missing the 'metadata' entry; entries: {sorted(archive.files)}")
     try:
         metadata = json.loads(str(archive["metadata"][()]))

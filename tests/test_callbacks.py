@@ -6,6 +6,7 @@ from keras import layers
 
 from keras_crosr import CROSR, NotFittedError, OpenMax, OpenSetHead, SoftmaxThreshold
 from keras_crosr import build_dhrnet, compile_dhrnet, dhrnet_targets, inference_model
+from keras_crosr.callbacks import DivergedModelError
 from keras_crosr.datasets.embedded import load_sample
 
 
@@ -143,6 +144,29 @@ def test_supervised_model_gives_logits_only(data):
         OpenSetHead((data["x"][:200], data["y"][:200]), detector="crosr", verbose=0).fit(model)
 
 
+def test_a_detector_that_needs_the_latent_is_refused_before_training_a_supervised_model(data):
+    model = compile_dhrnet(build_dhrnet(tiny_stages(), num_classes=10, input_shape=(28, 28, 1), variant="supervised"))
+    x, y = data["x"][:64], data["y"][:64]
+    head = OpenSetHead((x, y), detector=CROSR(tail_size=5), verbose=0)
+    message = r"the CROSR detector needs the latent output z, which the model .* does not have .*detector='openmax'"
+    with pytest.raises(ValueError, match=message):
+        model.fit(x, dhrnet_targets(x, y, model=model), epochs=3, verbose=0, callbacks=[head])
+    assert int(model.optimizer.iterations) == 0  # refused when training began, not after it
+
+
+def test_inputs_of_another_kind_than_the_fit_s_are_refused(data, trained):
+    model, head = trained
+    assert head.input_dtype_ == np.float32
+    raw = np.round(data["x_test"] * 255).astype("uint8")
+    message = "x has dtype uint8, but this head was fitted on float32 inputs"
+    for method in (head.predict, head.predict_proba, head.decision_function):
+        with pytest.raises(ValueError, match=message):
+            method(raw)
+    with pytest.raises(ValueError, match=message):
+        head.predict(tf.constant(raw))
+    np.testing.assert_array_equal(head.predict(data["x_test"].astype("float64")), head.predict(data["x_test"]))
+
+
 def test_errors(data, trained):
     model, _ = trained
     head = OpenSetHead((data["x"], data["y"]), verbose=0)
@@ -257,7 +281,7 @@ def test_a_diverged_network_is_named_as_such(data):
     model = build_dhrnet(tiny_stages(), num_classes=10, input_shape=(28, 28, 1), latent_dim=4)
     model.set_weights([np.full_like(w, np.nan) for w in model.get_weights()])
     head = OpenSetHead((data["x"][:100], data["y"][:100]), verbose=0)
-    with pytest.raises(ValueError, match=r"NaN or inf values \(1000 in the logits, 800 in the latent\): its training"):
+    with pytest.raises(DivergedModelError, match=r"NaN or inf values \(1000 in the logits, 800 in the latent\): its"):
         head.fit(model)
     head.set_model(model)
     with pytest.raises(RuntimeError, match="at the end of training: the model's features") as info:

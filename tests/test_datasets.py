@@ -163,12 +163,12 @@ def test_auto_without_tfds_installed(tmp_path, monkeypatch):
         datasets.load_cifar10("test", data_dir=tmp_path)
 
 
-def _fake_tfds_mnist(tfds_name, split, keys):
+def _fake_tfds_mnist(tfds_name, split, keys, **names):
     return {"image": np.zeros((3, 28, 28, 1), np.uint8), "label": np.arange(3)}
 
 
 def test_data_root_that_does_not_exist_is_an_error_not_a_download(tmp_path, monkeypatch):
-    def no_tfds(*args):
+    def no_tfds(*args, **kwargs):
         raise AssertionError("tensorflow-datasets must not be called")
 
     monkeypatch.setattr(_source, "_tfds_importable", lambda: True)
@@ -457,7 +457,7 @@ def test_omniglot_from_tfds_follows_the_character_ids_like_the_local_file(monkey
     images = np.repeat(np.arange(5, dtype=np.uint8)[:, None, None, None] * 50, 105, axis=1).repeat(105, axis=2)
     tfds_arrays = {"image": images, "label": labels, "alphabet": np.array([16, 17, 16, 17, 17])}  # sorted names
     monkeypatch.setattr(_source, "resolve", lambda *args, **kwargs: ("tfds", "omniglot"))
-    monkeypatch.setattr(_source, "tfds_arrays", lambda name, split, keys: {k: tfds_arrays[k] for k in keys})
+    monkeypatch.setattr(_source, "tfds_arrays", lambda name, split, keys, **names: {k: tfds_arrays[k] for k in keys})
     x = datasets.load_omniglot(5, source="tfds")
     stored = 255 - 50 * np.array([1, 3, 4, 0, 2])  # ids 1480, 1480, 1501, 1503, 1503; inverted, as MNIST
     np.testing.assert_allclose(x.reshape(5, -1).mean(axis=1), stored / 255, atol=1e-6)
@@ -470,8 +470,10 @@ def test_tfds_that_cannot_load_is_a_missing_data_set(monkeypatch):
         raise ConnectionError("no network")
 
     monkeypatch.setattr(tfds, "load", offline)
-    with pytest.raises(datasets.DatasetNotFoundError, match=r"could not load 'svhn_cropped' \(ConnectionError: "
-                                                            r"no network\); without a network, give the local file"):
+    with pytest.raises(datasets.DatasetNotFoundError, match=r"SVHN: tensorflow-datasets could not load 'svhn_cropped' "
+                       r"\(ConnectionError: no network\); give the local file 'test_32x32.mat' instead, in the "
+                       r"folder given by data_dir= \(command line: --data-dir\) or the environment variable "
+                       "KERAS_CROSR_DATA"):
         datasets.load_svhn("test", source="tfds")
 
 

@@ -202,6 +202,24 @@ def test_dhrnet_targets():
         dhrnet_targets(x, y[:3])
 
 
+@pytest.mark.parametrize(
+    "labels, model, message",
+    [
+        ([0, 1, 2, 10], True, r"class ids in 0\.\.9 \(the model's logits have 10 columns\); got values in \[0, 10\]"),
+        ([0, 1, -1, 2], False, r"class ids in 0; got values in \[-1, 2\]"),
+        (np.eye(4, 10), False, r"shape \(n,\), not one-hot rows; got shape \(4, 10\)"),
+        ([0.0, 1.5, 2.0, 3.0], False, "non-integer values"),
+        (["a", "b", "c", "d"], False, "integer class ids; got dtype <U1"),
+    ],
+)
+def test_dhrnet_targets_refuses_labels_the_loss_would_fail_on(labels, model, message):
+    x, _ = image_data(4)
+    network = build_dhrnet("mnist_cnn", num_classes=10) if model else None
+    with pytest.raises(ValueError, match=message):
+        dhrnet_targets(x, np.asarray(labels), model=network)
+    assert dhrnet_targets(x, np.array([[0], [9], [3], [3]]), model=network)["logits"].shape == (4, 1)  # (n, 1): taken
+
+
 def test_tf_data_pipeline_trains_like_arrays():
     import tensorflow as tf
 

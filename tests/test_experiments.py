@@ -144,7 +144,9 @@ def test_rerun_resumes_without_recomputing(tiny_run, capsys, monkeypatch):
 
 
 def test_a_training_draws_its_weights_from_its_seed_and_records_it(tmp_path):
-    runner = Runner(TINY, tmp_path, epochs=0, seed=3, verbose=0)
+    with pytest.raises(ValueError, match="epochs=0 would evaluate untrained networks"):
+        Runner(TINY, tmp_path, epochs=0, verbose=0)
+    runner = Runner(TINY, tmp_path, epochs=1, seed=3, verbose=0)  # one step, at the warm-up's rate 0
     runner.workspace.open()
     x, y = np.random.default_rng(0).random((6, 28, 28, 1), dtype="float32"), np.arange(6) % 3
     weights = {key: runner.train(key, "mnist_cnn", "supervised", x, y, 3, **seed).get_weights()
@@ -815,6 +817,43 @@ def test_cli_list_and_errors(capsys):
     assert all(name in out for name in EXPERIMENTS)
     assert main(["run", "no-such-experiment"]) == 2
     assert "unknown experiment 'no-such-experiment'" in capsys.readouterr().err
+
+
+def test_cli_list_details_names_what_only_and_networks_take(capsys):
+    assert main(["list", "--details"]) == 0
+    out = capsys.readouterr().out
+    assert "--only: omniglot mnist_noise noise" in out
+    assert "--only: mnist svhn cifar10 cifar+10 cifar+50 tinyimagenet" in out
+    assert "--networks: neal_cnn-supervised neal_cnn-dhrnet" in out
+
+
+def test_cli_a_run_that_evaluated_nothing_fails_and_says_why(tmp_path, capsys):
+    output = tmp_path / "svhn"
+    assert main(["run", "class-split", "--only", "svhn", "--source", "local", "--data-dir", str(tmp_path),
+                 "--output", str(output), "--verbose", "0"]) == 1
+    captured = capsys.readouterr()
+    assert "svhn not evaluated: SVHN: local file not found" in captured.out and "--data-dir" in captured.out
+    assert captured.err == "class-split: nothing was evaluated; see the caveats above\n"
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps({"unavailable/svhn": "SVHN: local file not found: train_32x32.mat"}))
+    assert main(["report", "class-split", str(results)]) == 2
+    assert capsys.readouterr().err == (f"error: {results} holds no results of class-split (not available to its "
+                                       "run: svhn: SVHN: local file not found: train_32x32.mat)\n")
+
+
+def test_an_output_directory_that_is_a_file_is_refused(tmp_path, capsys):
+    afile = tmp_path / "results"
+    afile.write_text("")
+    assert main(["run", "mnist-outliers", "--output", str(afile)]) == 2
+    assert capsys.readouterr().err == f"error: the output directory {afile} is a file; give a directory (new or " \
+                                      "of a run).\n"
+
+
+def test_a_directory_of_another_experiment_is_refused_by_its_own_settings(tmp_path):
+    Runner("mnist-outliers", tmp_path, verbose=0).workspace.open()
+    with pytest.raises(ValueError, match="experiment='mnist-outliers' \\(asked: 'class-split'\\)") as info:
+        Runner("class-split", tmp_path, verbose=0)
+    assert "splits" not in str(info.value)  # the class split's legacy default does not apply to another experiment
 
 
 def test_cli_quickstart_runs_to_its_report_and_keeps_its_settings(tmp_path, monkeypatch, capsys):

@@ -549,6 +549,12 @@ def test_load_damaged_files(saved, tmp_path):
     np.save(single, np.zeros(3))
     with pytest.raises(DetectorFileError, match="not an .npz archive"):
         load_detector(single)
+    import keras
+
+    model_file = tmp_path / "m.keras"
+    keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)]).save(model_file)
+    with pytest.raises(DetectorFileError, match="m.keras: a Keras model file, not a detector file: load it with keras"):
+        load_detector(model_file)
 
 
 def test_load_mismatched_files(saved):

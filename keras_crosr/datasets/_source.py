@@ -19,6 +19,7 @@ import numpy as np
 
 ENV_VAR = "KERAS_CROSR_DATA"
 LAYOUT = "files laid out as in DATA.md of github.com/keras-crosr/keras-crosr"
+ROOT_OPTIONS = f"data_dir= (command line: --data-dir) or the environment variable {ENV_VAR}"
 SOURCES = ("auto", "tfds", "local")
 _RECORDERS = contextvars.ContextVar("keras_crosr_source_recorders", default=())  # of the open recording() blocks
 
@@ -70,8 +71,8 @@ def _tfds_importable():
 def _missing_message(dataset, filename, root):
     where = f"{root / filename}" if root is not None else f"<data_dir>/{filename} (no data_dir given)"
     return (
-        f"{dataset}: local file not found: {where}. Pass data_dir= or set the environment variable "
-        f"{ENV_VAR} to a folder holding {filename!r} ({LAYOUT})"
+        f"{dataset}: local file not found: {where}. Set {ROOT_OPTIONS} to a folder holding {filename!r} "
+        f"({LAYOUT})"
     )
 
 
@@ -104,7 +105,8 @@ def resolve(dataset, filename, *, source="auto", data_dir=None, tfds_name=None, 
     root = data_root(data_dir)
     if source != "tfds" and root is not None and not root.is_dir():
         origin = "data_dir" if data_dir is not None else f"${ENV_VAR}"
-        online = f", or pass source='tfds' to load {tfds_name!r} from tensorflow-datasets" if tfds_name else ""
+        online = (f", or pass source='tfds' (--source tfds) to load {tfds_name!r} from tensorflow-datasets"
+                  if tfds_name else "")
         raise DatasetNotFoundError(
             f"{dataset}: {origin}={root} is not an existing folder; give the folder holding {filename!r} "
             f"({LAYOUT}){online}"
@@ -118,8 +120,8 @@ def resolve(dataset, filename, *, source="auto", data_dir=None, tfds_name=None, 
     if tfds_name is None:
         if source == "tfds":
             raise DatasetNotFoundError(_with_hint(
-                f"{dataset} is not available from tensorflow-datasets; use source='local' with its "
-                f"{filename!r} in data_dir or ${ENV_VAR} ({LAYOUT})", hint
+                f"{dataset} is not available from tensorflow-datasets; use source='local' (--source local) with "
+                f"its {filename!r} in the folder given by {ROOT_OPTIONS} ({LAYOUT})", hint
             ))
         raise DatasetNotFoundError(_with_hint(
             _missing_message(dataset, filename, root) + "; tensorflow-datasets does not provide it", hint
@@ -132,7 +134,7 @@ def resolve(dataset, filename, *, source="auto", data_dir=None, tfds_name=None, 
     if source == "auto" and root is not None:
         warnings.warn(
             f"{dataset}: {path} not found; loading {tfds_name!r} from tensorflow-datasets instead. Add the file "
-            f"({LAYOUT}), or pass source='tfds' to load it online without this warning.",
+            f"({LAYOUT}), or pass source='tfds' (--source tfds) to load it online without this warning.",
             stacklevel=3,
         )
     return _resolved(dataset, "tfds", tfds_name, tfds_name)
@@ -161,8 +163,11 @@ def load_npz(path, keys, *, dataset):
         raise ValueError(f"{dataset}: damaged or unreadable archive {path}: {err}") from err
 
 
-def tfds_arrays(tfds_name, split, keys):
+def tfds_arrays(tfds_name, split, keys, *, dataset, filename):
     """Loads a tfds split as numpy arrays, batch by batch (no ``batch_size=-1`` graph of the whole split).
+
+    ``dataset`` and ``filename`` (the local file that can replace it, as given to :func:`resolve`) name the
+    alternative when tfds fails.
 
     Returns:
         dict mapping each feature key to the concatenated numpy array.
@@ -180,8 +185,8 @@ def tfds_arrays(tfds_name, split, keys):
         ds = tfds.load(tfds_name, split=split, shuffle_files=False)
     except Exception as err:  # tfds raises network, download and import errors of many kinds
         raise DatasetNotFoundError(
-            f"tensorflow-datasets could not load {tfds_name!r} ({type(err).__name__}: {err}); without a network, "
-            f"give the local file instead (data_dir= or ${ENV_VAR}; {LAYOUT})"
+            f"{dataset}: tensorflow-datasets could not load {tfds_name!r} ({type(err).__name__}: {err}); give the "
+            f"local file {filename!r} instead, in the folder given by {ROOT_OPTIONS} ({LAYOUT})"
         ) from err
     chunks = {k: [] for k in keys}
     for batch in tfds.as_numpy(ds.batch(1024)):

@@ -27,7 +27,7 @@ def _load_cifar(dataset, filename, tfds_name, num_classes, split, classes, indic
         labels = _images.read_labels(where, split, dataset=dataset)
         keep = _images.select(labels, classes, indices, num_classes=num_classes, dataset=dataset)
         return _images.decode_archive(where, split, keep, size=32, dataset=dataset), labels[keep]
-    arrays = _source.tfds_arrays(where, split, ["image", "label"])
+    arrays = _source.tfds_arrays(where, split, ["image", "label"], dataset=dataset, filename=filename)
     keep = _images.select(arrays["label"], classes, indices, num_classes=num_classes, dataset=dataset)
     return _images.to_float(arrays["image"][keep]), arrays["label"][keep].astype(np.int64)
 
@@ -44,7 +44,9 @@ def load_cifar10(split="train", *, classes=None, indices=None, source="auto", da
         data_dir: local data root; defaults to ``$KERAS_CROSR_DATA``.
 
     Returns:
-        ``(x, y)``: float32 ``(n, 32, 32, 3)`` in [0, 1], int64 ``(n,)`` in 0..9.
+        ``(x, y)``: float32 ``(n, 32, 32, 3)`` in [0, 1], int64 ``(n,)`` in 0..9, in the order of the source (the
+        offline ``cifar10_jpeg.npz`` is sorted by class: ``x[:1000]`` is all airplanes; shuffle, or pass
+        random ``indices=``, to take part of it).
     """
     return _load_cifar("CIFAR-10", "cifar10_jpeg.npz", "cifar10", 10, split, classes, indices, source, data_dir)
 

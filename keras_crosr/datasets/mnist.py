@@ -32,7 +32,7 @@ def load_mnist(split="train", *, classes=None, source="auto", data_dir=None):
         arrays = _source.load_npz(where, [f"x_{split}", f"y_{split}"], dataset="MNIST")
         x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
     else:
-        arrays = _source.tfds_arrays(where, split, ["image", "label"])
+        arrays = _source.tfds_arrays(where, split, ["image", "label"], dataset="MNIST", filename=MNIST_FILE)
         x, y = arrays["image"], arrays["label"]
     if classes is not None:
         keep = _images.select(y, classes, num_classes=10, dataset="MNIST")
@@ -83,7 +83,7 @@ def load_omniglot(n=OUTLIER_COUNT, *, seed=0, source="auto", data_dir=None):
     if kind == "local":
         x = _source.load_npz(where, ["x_test"], dataset="Omniglot")["x_test"]
     else:
-        arrays = _source.tfds_arrays(where, "test", ["image", "label"])
+        arrays = _source.tfds_arrays(where, "test", ["image", "label"], dataset="Omniglot", filename=OMNIGLOT_FILE)
         order = np.argsort(arrays["label"], kind="stable")
         x = _omniglot_from_105(arrays["image"][order, :, :, 0])
     keep = omniglot_indices(n, seed=seed, total=len(x))

@@ -49,7 +49,7 @@ def load_svhn(split="train", *, classes=None, source="auto", data_dir=None):
     if kind == "local":
         x, y = _read_mat(where)
     else:
-        arrays = _source.tfds_arrays(where, split, ["image", "label"])
+        arrays = _source.tfds_arrays(where, split, ["image", "label"], dataset="SVHN", filename=f"{split}_32x32.mat")
         x, y = arrays["image"], arrays["label"].astype(np.int64)
     if classes is not None:
         keep = _images.select(y, classes, num_classes=10, dataset="SVHN")

@@ -225,7 +225,6 @@ EXPERIMENTS = {
             caveats=(
                 "Images smaller than the backbone's input are zero-padded to it (MNIST's 28x28 digits on the 32x32 "
                 "network of Neal et al.).",
-                "SVHN is not available offline: provide train_32x32.mat / test_32x32.mat or use tfds.",
             ),
         ),
         Experiment(

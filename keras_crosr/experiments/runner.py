@@ -3,8 +3,8 @@
 Everything a run makes goes to its :class:`~keras_crosr.experiments.workspace.Workspace` (the output directory:
 settings, results, trained networks, cached features, figures). Running again with the same directory skips every
 finished evaluation and reuses trained networks and features, so an interrupted run resumes where it stopped; an
-interrupted training resumes from its last epoch. A rerun whose data differ from those recorded (another
-``source`` or ``data_dir``) is refused.
+interrupted training resumes from its last epoch. A rerun whose data differ from those recorded (changed files,
+or another ``source``) is refused.
 """
 
 import dataclasses
@@ -103,6 +103,12 @@ class Runner:
         self.experiment = get_experiment(experiment) if isinstance(experiment, str) else experiment
         if epochs is not None and not is_integer(epochs, 0):
             raise ValueError(f"epochs must be a non-negative integer; got {epochs!r}")
+        if epochs == 0 and self.experiment.kind != "runtime":
+            raise ValueError(
+                f"epochs=0 would evaluate untrained networks (chance accuracy; most Weibull heads cannot be fitted on "
+                f"them): {self.experiment.name} needs at least 1 (only runtime, whose timing does not depend on the "
+                "weights, runs untrained ones)"
+            )
         if not is_integer(seed, 0):
             raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
         if self.experiment.kind == "dbpedia" and source == "tfds":
@@ -359,9 +365,9 @@ class Runner:
         ``datasets._source.recording()``): :meth:`Workspace.check_inputs`.
 
         ``networks``: a function returning ``{key: {name: array}}``, the inputs each network of these data is
-        given (``None``: no network caches features of them); where the data were not recorded yet (a directory of an earlier version), the cached features of
-        every one of them, finished or not, are checked, so that no network's results on other data stay beside
-        the new ones.
+        given (``None``: no network caches features of them); where the data were not recorded yet (a directory
+        of an earlier version), the cached features of every one of them, finished or not, are checked, so that no
+        network's results on other data stay beside the new ones.
         """
         inputs = {**{f"source of {name}": where for name, where in sources.items()},
                   **{name: fingerprint(*arrays) for name, arrays in named.items()}}

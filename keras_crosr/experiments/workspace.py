@@ -29,11 +29,13 @@ class Workspace:
     ``settings`` (what the trained networks and the evaluated samples depend on: experiment, quick budget, seed,
     epochs, training recipe) are recorded in ``run.json``; reusing the directory with other settings is an error,
     so that no result of one run is ever passed off as another's. ``legacy``: the values of settings that a run
-    recorded before they existed was made with.
+    of the same experiment recorded before they existed was made with.
     """
 
     def __init__(self, path, settings, legacy=None):
         self.path = Path(path)
+        if self.path.exists() and not self.path.is_dir():
+            raise ValueError(f"the output directory {self.path} is a file; give a directory (new or of a run).")
         self.settings = settings
         self.legacy = dict(legacy or {})
         self.results_path = self.path / "results.json"
@@ -49,7 +51,9 @@ class Workspace:
         else:  # a directory of an earlier version: its training records say how its networks were trained
             recorded = [{k: r[k] for k in ("epochs", "batch_size", "learning_rate") if k in r}
                         for key, r in self.results.items() if key.endswith("/training")]
-        recorded = [{**self.legacy, **record} for record in recorded]
+        experiment = self.settings.get("experiment")  # the legacy values belong to runs of this experiment
+        recorded = [{**self.legacy, **record} if record.get("experiment", experiment) == experiment else record
+                    for record in recorded]
         differences = sorted({f"{name}={value!r} (asked: {self.settings[name]!r})" for record in recorded
                               for name, value in record.items() if self.settings.get(name) != value})
         if differences:
