@@ -150,7 +150,7 @@ class OpenSetHead(keras.callbacks.Callback):
         self.steps = None if steps is None else int(steps)
 
     def on_train_begin(self, logs=None):
-        self._check_model(self.model)  # before the training, not after it
+        self._new_detector(inference_model(self.model))  # refuses a model without the needed outputs now
 
     def on_train_end(self, logs=None):
         try:
@@ -171,7 +171,7 @@ class OpenSetHead(keras.callbacks.Callback):
         # model built in a MirroredStrategy scope would give each replica the whole batch), `sharded_model` is
         # built in the strategy scope for the sharded `predict` of arrays.
         feature_model, sharded_model = inference_model(model), _feature_model(model)
-        detector = self._check_model(model)
+        detector = self._new_detector(feature_model)
         if _is_arrays(self.train_data):
             # Arrays: one sharded `predict` (splits each batch over a strategy's or a JAX mesh's devices).
             x, labels = self.train_data[0], _labels(self.train_data[1])
@@ -216,14 +216,15 @@ class OpenSetHead(keras.callbacks.Callback):
         self._keep(feature_model, sharded_model, detector, dtype)
         return self
 
-    def _check_model(self, model):
-        """A fresh copy of the detector, once `model` is known to have the outputs it needs."""
+    def _new_detector(self, feature_model):
+        """A fresh copy of the detector, once the inference model `feature_model` is known to have the outputs it
+        needs."""
         detector = DETECTORS[self.detector]() if isinstance(self.detector, str) else copy.deepcopy(self.detector)
-        if getattr(detector, "_needs_latent", False) and "latent" not in inference_model(model).output:
+        if getattr(detector, "_needs_latent", False) and "latent" not in feature_model.output:
             raise ValueError(
-                f"the {type(detector).__name__} detector needs the latent output z, which the model {model.name!r} "
-                "does not have (a variant='supervised' network): use detector='openmax' or 'softmax' on it, or "
-                "train a DHRNet or LadderNet."
+                f"the {type(detector).__name__} detector needs the latent output z, which the model "
+                f"{feature_model.name!r} does not have (a variant='supervised' network): use detector='openmax' or "
+                "'softmax' on it, or train a DHRNet or LadderNet."
             )
         return detector
 
