@@ -350,10 +350,10 @@ def _check_labels(y, num_classes):
     if y.dtype.kind not in "iuf" or y.dtype.kind == "f" and not np.all(y == np.round(y)):
         raise ValueError(f"y must hold integer class ids; got dtype {y.dtype}" +
                          (" with non-integer values." if y.dtype.kind == "f" else "."))
-    upper = "" if num_classes is None else f"..{num_classes - 1}"
     if y.size and (y.min() < 0 or num_classes is not None and y.max() >= num_classes):
-        where = "" if num_classes is None else f" (the model's logits have {num_classes} columns)"
-        raise ValueError(f"y must hold class ids in 0{upper}{where}; got values in [{y.min()}, {y.max()}].")
+        allowed = ("non-negative class ids" if num_classes is None else
+                   f"class ids in 0..{num_classes - 1} (the model's logits have {num_classes} columns)")
+        raise ValueError(f"y must hold {allowed}; got values in [{y.min()}, {y.max()}].")
 
 
 def dhrnet_targets(x, y, *, model=None):

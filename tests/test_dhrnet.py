@@ -206,7 +206,7 @@ def test_dhrnet_targets():
     "labels, model, message",
     [
         ([0, 1, 2, 10], True, r"class ids in 0\.\.9 \(the model's logits have 10 columns\); got values in \[0, 10\]"),
-        ([0, 1, -1, 2], False, r"class ids in 0; got values in \[-1, 2\]"),
+        ([0, 1, -1, 2], False, r"non-negative class ids; got values in \[-1, 2\]"),
         (np.eye(4, 10), False, r"shape \(n,\), not one-hot rows; got shape \(4, 10\)"),
         ([0.0, 1.5, 2.0, 3.0], False, "non-integer values"),
         (["a", "b", "c", "d"], False, "integer class ids; got dtype <U1"),
