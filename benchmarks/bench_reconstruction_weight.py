@@ -40,7 +40,7 @@ import numpy as np  # noqa: E402
 from keras_crosr.datasets import load_mnist, load_mnist_noise, load_omniglot  # noqa: E402
 from keras_crosr.dhrnet import build_dhrnet, compile_dhrnet, dhrnet_targets, inference_model  # noqa: E402
 from keras_crosr.experiments import warmup_cosine  # noqa: E402
-from keras_crosr.metrics import macro_f1, predict_open_set, unknown_auroc  # noqa: E402
+from keras_crosr.metrics import macro_f1, predict_open_set, rejection_rates, unknown_auroc  # noqa: E402
 from keras_crosr.openset import CROSR, OpenMax, SoftmaxThreshold  # noqa: E402
 
 VALIDATION = 5000
@@ -105,12 +105,12 @@ def run(weight, args, data):
         for name, x_out in outliers.items():
             labels = np.concatenate([y_test, np.full(len(x_out), 10)])
             predictions = predict_open_set(detector.predict_proba(scored[name]), 0.5)
-            outlier_counts = np.bincount(predictions[len(y_test):], minlength=11) / len(x_out)
+            rates = rejection_rates(labels, predictions, n_classes=10)
             result[f"{head}/{name}"] = {
                 "macro_f1": round(float(macro_f1(labels, predictions, n_classes=10)), 3),
                 "auroc": round(float(unknown_auroc(labels, detector.decision_function(scored[name]), n_classes=10)), 3),
-                "outliers_rejected": round(float(outlier_counts[10]), 3),
-                "outliers_in_largest_class": round(float(outlier_counts[:10].max()), 3),
+                "outliers_rejected": round(rates["unknown_rejected"], 3),
+                "outliers_in_largest_class": round(rates["unknown_in_largest_class"], 3),
             }
     return result
 

@@ -78,8 +78,9 @@ def test_recorded_scores_are_those_of_the_saved_network_and_its_head(tiny_run):
                 labels, np.concatenate([detector.predict_proba(f) for f in parts]),
                 unknown_scores=np.concatenate([detector.decision_function(f) for f in parts]))
             entry = recorded[f"mnist_cnn-dhrnet/{head}/{outlier}"]
-            assert {k: entry[k] for k in ("macro_f1", "auroc")} == pytest.approx(
-                {k: expected[k] for k in ("macro_f1", "auroc")}, abs=1e-4), (head, outlier)
+            keys = ("macro_f1", "auroc", "known_rejected", "unknown_rejected", "unknown_in_largest_class")
+            assert {k: entry[k] for k in keys} == pytest.approx(
+                {k: expected[k] for k in keys}, abs=1e-4), (head, outlier)
     assert recorded["mnist_cnn-dhrnet/crosr/noise"]["auroc"] > 0.9  # noise vs digits: far above chance
 
 

@@ -187,13 +187,36 @@ def test_open_set_scores_dict():
     assert scores["oscr"] == pytest.approx(0.5)
     # default unknown score = minus the best known probability: 5 of the 6 pairs ordered right
     assert scores["auroc"] == pytest.approx(5 / 6)
-    assert set(metrics.open_set_scores([0, 1], HAND_PROBA[:2])) == {"macro_f1", "closed_set_accuracy"}
+    # no known sample rejected, no unknown either: the two unknowns went to classes 1 and 0
+    assert (scores["known_rejected"], scores["unknown_rejected"], scores["unknown_in_largest_class"]) == (0, 0, 0.5)
+    assert set(metrics.open_set_scores([0, 1], HAND_PROBA[:2])) == {"macro_f1", "closed_set_accuracy", "known_rejected"}
+
+
+def test_rejection_rates_tell_apart_what_macro_f1_does_not():
+    """Ten known classes of 100, 1,000 unknowns: all unknowns in one class vs 60 % rejected and the rest spread
+    score nearly the same macro-F1, and the rates tell them apart."""
+    known = np.repeat(np.arange(10), 100)
+    labels = np.concatenate([known, np.full(1000, 10)])
+    in_one_class = np.concatenate([known, np.full(1000, 3)])
+    rejected_and_spread = np.concatenate([known, np.full(600, 10), np.tile(np.arange(10), 40)])
+    f1 = [metrics.macro_f1(labels, p, n_classes=10) for p in (in_one_class, rejected_and_spread)]
+    assert f1 == pytest.approx([0.833, 0.826], abs=1e-3)
+    assert metrics.rejection_rates(labels, in_one_class, n_classes=10) == {
+        "known_rejected": 0.0, "unknown_rejected": 0.0, "unknown_in_largest_class": 1.0}
+    assert metrics.rejection_rates(labels, rejected_and_spread, n_classes=10) == pytest.approx(
+        {"known_rejected": 0.0, "unknown_rejected": 0.6, "unknown_in_largest_class": 0.04})
+    assert metrics.rejection_rates([0, 1, 1], [2, 1, 2], n_classes=2) == pytest.approx({"known_rejected": 2 / 3})
+    assert metrics.rejection_rates([2, 2], [2, 0], n_classes=2) == {"unknown_rejected": 0.5,
+                                                                    "unknown_in_largest_class": 0.5}
 
 
 @pytest.mark.parametrize(
     "call, message",
     [
         (lambda: metrics.macro_f1([0, 1], [0], n_classes=2), "shape"),
+        (lambda: metrics.rejection_rates([0, 1], [0], n_classes=2), "shape"),
+        (lambda: metrics.rejection_rates([0, 1], [0, 3], n_classes=2), r"0\.\.2"),
+        (lambda: metrics.rejection_rates([], [], n_classes=2), "empty"),
         (lambda: metrics.macro_f1([0, 3], [0, 1], n_classes=2), r"0\.\.2"),
         (lambda: metrics.macro_f1([0, -1], [0, 1], n_classes=2), r"0\.\.2"),
         (lambda: metrics.macro_f1([0.5, 1], [0, 1], n_classes=2), "integer"),
