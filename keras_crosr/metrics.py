@@ -70,6 +70,18 @@ def _check_range(labels, n_classes, name="labels"):
         )
 
 
+def _labels_and_predictions(labels, predictions, n_classes):
+    """Checked `(n,)` label and prediction arrays, both in `0..n_classes`."""
+    _check_n_classes(n_classes)
+    labels = _as_labels(labels)
+    predictions = _as_labels(predictions, "predictions")
+    if predictions.shape != labels.shape:
+        raise ValueError(f"`predictions` has shape {predictions.shape} but `labels` has {labels.shape}.")
+    _check_range(labels, n_classes)
+    _check_range(predictions, n_classes, "predictions")
+    return labels, predictions
+
+
 def _as_proba(proba, n_samples=None):
     proba = np.asarray(proba, dtype=np.float64)
     if proba.ndim != 2 or proba.shape[1] < 2:
@@ -161,13 +173,7 @@ def macro_f1(labels, predictions, *, n_classes, sample_weight=None):
         sample_weight: optional `(n,)` non-negative weights (scikit-learn's `f1_score` semantics); an unknown
             sample of weight 0 does not make the unknown class count.
     """
-    _check_n_classes(n_classes)
-    labels = _as_labels(labels)
-    predictions = _as_labels(predictions, "predictions")
-    if predictions.shape != labels.shape:
-        raise ValueError(f"`predictions` has shape {predictions.shape} but `labels` has {labels.shape}.")
-    _check_range(labels, n_classes)
-    _check_range(predictions, n_classes, "predictions")
+    labels, predictions = _labels_and_predictions(labels, predictions, n_classes)
     unknown = labels == n_classes
     if sample_weight is not None:
         sample_weight = _as_weights(sample_weight, labels.shape[0])
@@ -197,13 +203,7 @@ def rejection_rates(labels, predictions, *, n_classes):
         `unknown_in_largest_class` (the largest share of the unknown samples predicted as one known class)
         when there are unknown samples.
     """
-    _check_n_classes(n_classes)
-    labels = _as_labels(labels)
-    predictions = _as_labels(predictions, "predictions")
-    if predictions.shape != labels.shape:
-        raise ValueError(f"`predictions` has shape {predictions.shape} but `labels` has {labels.shape}.")
-    _check_range(labels, n_classes)
-    _check_range(predictions, n_classes, "predictions")
+    labels, predictions = _labels_and_predictions(labels, predictions, n_classes)
     unknown = labels == n_classes
     rates = {}
     if not unknown.all():
