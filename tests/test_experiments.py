@@ -50,6 +50,20 @@ def test_run_records_every_evaluation(tiny_run):
     assert (path / "results.md").read_text() == text
 
 
+def test_the_report_says_where_the_decisions_went(tiny_run):
+    _, text, path = tiny_run
+    results = json.loads((path / "results.json").read_text())
+    entries = [results[f"mnist_cnn-dhrnet/crosr/{name}"] for name in TINY.evaluations]
+    row = "| mnist_cnn | dhrnet | crosr | " + " | ".join(
+        [f"{entries[0]['known_rejected']:.3f}"]
+        + [f"{e['unknown_rejected']:.3f} / {e['unknown_in_largest_class']:.3f}" for e in entries]) + " |"
+    assert "### Where the decisions at threshold 0.5 went" in text and row in text
+    assert len({e["known_rejected"] for e in entries}) == 1  # one known test set beside every outlier set
+    unrecorded = {k: {m: v for m, v in e.items() if m != "unknown_rejected"} if isinstance(e, dict) else e
+                  for k, e in results.items()}  # a run recorded before the rates: no such section
+    assert "Where the decisions" not in report.render(TINY, unrecorded)
+
+
 def test_figure_5_is_drawn_from_the_recorded_curves(tiny_run):
     _, text, path = tiny_run
     figures = json.loads((path / "results.json").read_text())["figures"]
