@@ -142,12 +142,10 @@ def markdown(args, results):
                 return "not fitted"
             return " / ".join(f"{r[f'{head}/{o}'][key]:.3f}" for o in OUTLIER_SETS)
 
-        f1 = lambda head: column(head, "macro_f1")  # noqa: E731
-        auroc = column("crosr", "auroc")
+        f1 = " | ".join(column(head, "macro_f1") for head in HEADS)
         lines.append(
             f"| {r['weight']:g} | {r['validation_accuracy']:.4f} | {r['logits_mean_abs']:.2f} / "
-            f"{r['latent_mean_abs']:.2f} | {f1('softmax')} | {f1('openmax')} | {f1('crosr')} | {auroc} | "
-            f"{r['train_s']} |"
+            f"{r['latent_mean_abs']:.2f} | {f1} | {column('crosr', 'auroc')} | {r['train_s']} |"
         )
     where = [r for r in results if any("outliers_rejected" in v for v in r.values() if isinstance(v, dict))]
     if where:
