@@ -201,7 +201,8 @@ def main():
 
     results = []
     for weight in args.weights:
-        print(f"--- reconstruction weight {weight:g} ({args.optimizer}, learning rate {args.learning_rate:g})", flush=True)
+        print(f"--- reconstruction weight {weight:g} ({args.optimizer}, learning rate {args.learning_rate:g})",
+              flush=True)
         results.append(run(weight, args, data))
         print(json.dumps(results[-1]), flush=True)
     output = Path(args.output or REPO_ROOT / "benchmarks" / "results" / f"reconstruction_weight_{args.optimizer}")
