@@ -6,10 +6,10 @@ constant ``c`` to every logit leaves the softmax classifier, the cross-entropy l
 and 6 unchanged, but not these activations: their level is a degree of freedom that training does not fix
 (the cross-entropy gradient sums to zero over the classes, so the class-mean of the last layer's weights and
 biases keeps its initial value). libMR's ``translate_amount`` is another: the Weibull is fitted to the tail
-shifted so that its smallest value becomes ``translate_amount`` (1 in PyPI's libmr, 10000 in the copy of
-libMR in Bendale & Boult's OSDN code), which leaves the fit over the tail nearly alone but decides the W-score
-below it (0 from one unit below the tail with 1; a smooth decay with 10000). This script refits the heads on
-cached features and reports, for each shift ``c``, rank-calibration ``alpha`` and ``translate_amount``, the
+shifted so that its smallest value becomes ``translate_amount`` (1 in PyPI's libmr 0.1.9; 10000 in other
+copies of libMR's sources), which leaves the fit over the tail nearly alone but decides the W-score below it (0
+from one unit below the tail with 1; a smooth decay with 10000). This script refits the heads on cached
+features and reports, for each shift ``c``, rank-calibration ``alpha`` and ``translate_amount``, the
 acceptance rate of the known test digits, the rejection rate of each outlier set and the macro-F1 over 11
 classes at threshold 0.5. It measures a sensitivity; it selects nothing (choosing any of them on these test
 outliers would be tuning on the test set).
@@ -96,8 +96,8 @@ def markdown(args, record):
         f"`python {record['command']}` ({record['seconds']} s). Heads refitted (tail size {args.tail_size}) on the "
         "cached features; `c` is added to every logit (closed-set predictions, softmax and distances unchanged); "
         "`alpha` = none is the paper's setting for MNIST; `t` is libMR's translate amount (PyPI libmr's 1, the "
-        "default here; OSDN's libMR 10000). Nothing here is selected: the rows measure how far F1 at threshold 0.5 "
-        "moves.",
+        "default here; 10000 in other copies of libMR). Nothing here is selected: the rows measure how far F1 at "
+        "threshold 0.5 moves.",
         "",
     ]
     for network, stats in record["logit_means"].items():
