@@ -509,6 +509,40 @@ def test_a_run_directory_is_only_resumed_with_its_own_settings(tiny_run):
     assert json.loads((path / "run.json").read_text()) == settings
 
 
+def test_the_runner_clips_the_gradients_to_the_recipes_global_norm(tmp_path, monkeypatch):
+    from keras_crosr.experiments import runner as runner_module
+
+    clipped = dataclasses.replace(TINY, quick=Budget(epochs=1, train=300, test=100),
+                                  training=dataclasses.replace(TINY.training, clipnorm=1.5))
+    seen, real_compile = [], runner_module.compile_dhrnet
+
+    def recording(model, optimizer, **kwargs):
+        seen.append(optimizer.global_clipnorm)
+        return real_compile(model, optimizer, **kwargs)
+
+    monkeypatch.setattr(runner_module, "compile_dhrnet", recording)
+    runner = Runner(clipped, tmp_path, quick=True, verbose=0)
+    assert runner.settings()["clipnorm"] == 1.5
+    runner.run()
+    assert seen == [1.5, 1.5]  # the training's optimizer, then the one saved with the network
+    saved = keras.saving.load_model(tmp_path / "networks" / "mnist_cnn-dhrnet.keras")
+    assert saved.optimizer.global_clipnorm == 1.5
+    assert Runner(TINY, tmp_path / "unclipped", quick=True).settings()["clipnorm"] is None
+
+
+def test_a_run_recorded_before_gradient_clipping_resumes_only_unclipped(tmp_path):
+    experiment = get_experiment("cifar10-outliers")
+    clipped = Runner(experiment, tmp_path / "new", verbose=0)
+    assert clipped.settings()["clipnorm"] == 5.0
+    old = tmp_path / "old"  # the run.json of a run made before `clipnorm` existed: its networks trained unclipped
+    old.mkdir()
+    (old / "run.json").write_text(json.dumps({k: v for k, v in clipped.settings().items() if k != "clipnorm"}))
+    with pytest.raises(ValueError, match=r"other settings: clipnorm=None \(asked: 5.0\)"):
+        Runner(experiment, old, verbose=0)
+    unclipped = dataclasses.replace(experiment, training=dataclasses.replace(experiment.training, clipnorm=None))
+    assert Runner(unclipped, old, verbose=0).settings()["clipnorm"] is None
+
+
 def test_a_run_directory_of_an_earlier_version_is_checked_against_its_training_records(tmp_path):
     record = {"epochs": 15, "batch_size": 128, "learning_rate": 0.05, "train_samples": 60000}
     (tmp_path / "results.json").write_text(json.dumps({"mnist_cnn-dhrnet/training": record}))

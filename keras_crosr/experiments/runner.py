@@ -166,7 +166,9 @@ class Runner:
             from keras_crosr.experiments.runtime import check_methods
 
             check_methods(self)
-        legacy = {"splits": protocols.SPLITS_BEFORE_CHOICE} if self.experiment.kind == "class_split" else {}
+        legacy = {"clipnorm": None}  # runs recorded before the setting existed trained unclipped
+        if self.experiment.kind == "class_split":
+            legacy["splits"] = protocols.SPLITS_BEFORE_CHOICE
         self.workspace = Workspace(output_dir, self.settings(), legacy=legacy)
         self._check_backbones()
 
@@ -258,7 +260,7 @@ class Runner:
         steps_per_epoch = int(np.ceil(len(x_train) / training.batch_size))
         schedule = warmup_cosine(training.learning_rate, steps_per_epoch, self.epochs)
         compile_dhrnet(
-            model, keras.optimizers.SGD(schedule, momentum=training.momentum),
+            model, keras.optimizers.SGD(schedule, momentum=training.momentum, global_clipnorm=training.clipnorm),
             classification_weight=training.classification_weight,
             reconstruction_weight=training.reconstruction_weight,
         )
@@ -283,7 +285,8 @@ class Runner:
             if first_epoch:
                 self.log(f"[{key}] resumed an interrupted training after its epoch {first_epoch}")
         # The finished network is saved without its optimizer state (a fresh, unbuilt optimizer): half the size.
-        compile_dhrnet(model, keras.optimizers.SGD(training.learning_rate, momentum=training.momentum),
+        compile_dhrnet(model, keras.optimizers.SGD(training.learning_rate, momentum=training.momentum,
+                                                   global_clipnorm=training.clipnorm),
                        classification_weight=training.classification_weight,
                        reconstruction_weight=training.reconstruction_weight)
         partial = path.with_name(f"{key}.partial.keras")  # written whole, then renamed: never a truncated file
