@@ -192,8 +192,9 @@ EXPERIMENTS = {
             ),
             evaluations=("imagenet_crop", "imagenet_resize", "lsun_crop", "lsun_resize"),
             # Unclipped, the plain CNN's DHRNet reconstruction error explodes in the first SGD steps (at 0.02: 1.9,
-            # 26, 134, 3e17, NaN at step 5; at 0.05: NaN at step 4); clipped to 5, both losses fall over 30 steps
-            # (benchmarks/results/first_steps_cifar_cnn_dhrnet.md). DHRNet and LadderNet diverged at 0.05 on an H200.
+            # 26, 134, 3e17, NaN at step 5; at 0.05: NaN at step 4), the LadderNet's a step sooner; clipped to 5,
+            # both losses fall over 30 steps (benchmarks/results/first_steps_cifar_cnn_*.md, JAX on a CPU). Both
+            # networks diverged at 0.05 on an H200 too.
             training=Training(epochs=60, batch_size=128, learning_rate=0.02, clipnorm=5.0),
             # 5,000 images x 3 epochs reach ~0.43 accuracy on a CPU in ~2 min per network (enough correctly
             # classified images per class for a tail of 20); DenseNet-92 only when asked for (--networks).
