@@ -43,3 +43,29 @@ def test_a_recorded_experiment_report_is_what_its_results_render_to(name, path):
 
     rendered = report.render(get_experiment(name), json.loads(path.read_text()))
     assert rendered == path.with_suffix(".md").read_text()
+
+
+def test_first_steps_records_each_steps_loss_and_stops_at_the_first_nan():
+    import argparse
+
+    import numpy as np
+
+    bench = load_script("bench_first_steps")
+    args = argparse.Namespace(backbone="mnist_cnn", variant="dhrnet", schedule="constant", epochs=1, steps=3,
+                              batch_size=8, seed=0)
+    x = np.random.default_rng(0).random((24, 28, 28, 1), dtype=np.float32)
+    y = np.arange(24) % 10
+    run = bench.run(x, y, 0.01, 5.0, args)
+    assert run["clipnorm"] == 5.0 and run["diverged_at_step"] is None
+    assert [len(run[k]) for k in ("loss", "logits_loss", "reconstruction_loss")] == [3, 3, 3]
+    assert run["loss"][0] == pytest.approx(run["logits_loss"][0] + run["reconstruction_loss"][0], rel=1e-5)
+    x[8] = np.nan  # the second batch
+    run = bench.run(x, y, 0.01, None, args)
+    assert run["diverged_at_step"] == 2 and run["loss"][1] is None and len(run["loss"]) == 2
+
+    record = {"command": "python benchmarks/bench_first_steps.py", "keras": "3", "backend": "jax",
+              "settings": {"backbone": "mnist_cnn", "dataset": "mnist", "variant": "dhrnet", "train_samples": 24,
+                           "schedule": "constant", "epochs": 1, "steps": 3, "batch_size": 8, "seed": 0},
+              "runs": [run]}
+    row = f"| 0.01 | none | 2 | {run['loss'][0]:.3f} | – | – | – | 2: NaN/inf / NaN/inf | {run['seconds_per_step']} |"
+    assert row in bench.markdown(record).splitlines()
