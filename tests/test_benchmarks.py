@@ -67,5 +67,6 @@ def test_first_steps_records_each_steps_loss_and_stops_at_the_first_nan():
               "settings": {"backbone": "mnist_cnn", "dataset": "mnist", "variant": "dhrnet", "train_samples": 24,
                            "schedule": "constant", "epochs": 1, "steps": 3, "batch_size": 8, "seed": 0},
               "runs": [run]}
-    row = f"| 0.01 | none | 2 | {run['loss'][0]:.3f} | – | – | – | 2: NaN/inf / NaN/inf | {run['seconds_per_step']} |"
+    row = (f"| 0.01 | none | 2 | {run['loss'][0]:.3f} | – | – | – | 2: NaN/inf / NaN/inf | "
+           f"{run['seconds_per_step']} |")
     assert row in bench.markdown(record).splitlines()
