@@ -8,7 +8,7 @@ first step (the hardest case); ``runner`` uses the runner's warm-up and cosine s
 The same seed draws the same initial weights and batches in every run. Writes
 ``benchmarks/results/first_steps_BACKBONE_VARIANT.{json,md}``.
 
-    KERAS_BACKEND=jax python benchmarks/bench_first_steps.py --data-dir ../shared/data   # ~7 s a step, 2 CPU cores
+    KERAS_BACKEND=jax python benchmarks/bench_first_steps.py --data-dir ../shared/data   # 5-8 s a step, 2 CPU cores
 """
 
 import argparse
@@ -29,9 +29,10 @@ import numpy as np  # noqa: E402
 
 from keras_crosr.datasets import load_cifar10, load_mnist  # noqa: E402
 from keras_crosr.dhrnet import build_dhrnet, compile_dhrnet, dhrnet_targets  # noqa: E402
-from keras_crosr.experiments import warmup_cosine  # noqa: E402
+from keras_crosr.experiments import Training, warmup_cosine  # noqa: E402
 
 LOADERS = {"cifar10": load_cifar10, "mnist": load_mnist}
+RECIPE = Training(epochs=1)  # the runner's defaults: momentum, dropout, loss weights
 MARKED_STEPS = (1, 5, 10, 20)
 
 
@@ -40,18 +41,19 @@ def run(x, y, learning_rate, clipnorm, args):
     NaN or inf), up to ``args.steps`` steps or the first non-finite loss (its step: ``diverged_at_step``)."""
     keras.utils.set_random_seed(args.seed)
     model = build_dhrnet(args.backbone, num_classes=int(y.max()) + 1, input_shape=x.shape[1:],
-                         variant=args.variant, dropout=0.2)
+                         variant=args.variant, dropout=RECIPE.dropout)
     steps_per_epoch = math.ceil(len(x) / args.batch_size)
     schedule = learning_rate
     if args.schedule == "runner":
         schedule = warmup_cosine(learning_rate, steps_per_epoch, args.epochs)
-    compile_dhrnet(model, keras.optimizers.SGD(schedule, momentum=0.9, global_clipnorm=clipnorm))
+    compile_dhrnet(model, keras.optimizers.SGD(schedule, momentum=RECIPE.momentum, global_clipnorm=clipnorm),
+                   classification_weight=RECIPE.classification_weight,
+                   reconstruction_weight=RECIPE.reconstruction_weight)
     order = np.random.default_rng(args.seed).permutation(len(x))
     losses = {"loss": [], "logits_loss": [], "reconstruction_loss": []}
     start = time.perf_counter()
     for step in range(args.steps):
         batch = order[step * args.batch_size: (step + 1) * args.batch_size]
-        model.reset_metrics()  # the logged loss is this batch's, not a mean over the steps so far
         logs = model.train_on_batch(x[batch], dhrnet_targets(x[batch], y[batch], model=model), return_dict=True)
         for key, values in losses.items():
             value = float(logs[key])
