@@ -70,3 +70,26 @@ def test_first_steps_records_each_steps_loss_and_stops_at_the_first_nan():
     row = (f"| 0.01 | none | 2 | {run['loss'][0]:.3f} | – | – | – | 2: NaN/inf / NaN/inf | "
            f"{run['seconds_per_step']} |")
     assert row in bench.markdown(record).splitlines()
+
+
+def test_f1_definition_scores_both_macro_f1_formulas():
+    import numpy as np
+
+    bench = load_script("bench_f1_definition")
+    # Class 0: P 1/3, R 1; class 1: P 1, R 1/2; unknown (label 2): P 0, R 0 (predicted as class 0).
+    labels, predictions = np.array([0, 1, 1, 2]), np.array([0, 0, 1, 0])
+    precision, recall = (1 / 3 + 1.0 + 0.0) / 3, (1.0 + 0.5 + 0.0) / 3
+    assert bench.f1_of_averages(labels, predictions, n_classes=2) == pytest.approx(
+        2 * precision * recall / (precision + recall))
+    assert bench.f1_of_averages(np.array([2, 2]), np.array([0, 1]), n_classes=2) == 0.0
+
+    synthetic = bench.synthetic_outcomes()
+    assert synthetic["none rejected, all in one class"]["averaged_f1"] == pytest.approx(0.827, abs=5e-4)
+    assert synthetic["none rejected, all in one class"]["f1_of_averages"] > 0.85
+    assert synthetic["all rejected"]["averaged_f1"] == synthetic["all rejected"]["f1_of_averages"]
+
+    cells = {name: {"averaged_f1": 0.7, "f1_of_averages": 0.75} for name in bench.OUTLIER_SETS}
+    record = {"command": "bench_f1_definition.py", "seconds": 1.0, "synthetic": synthetic,
+              "rows": [{"network": "dhrnet", "head": "crosr", **cells}]}
+    assert ("| dhrnet | crosr | 0.700 / 0.750 / 0.793 | 0.700 / 0.750 / 0.827 | 0.700 / 0.750 / 0.826 |"
+            in bench.markdown(record).splitlines())
