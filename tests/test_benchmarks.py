@@ -93,3 +93,15 @@ def test_f1_definition_scores_both_macro_f1_formulas():
               "rows": [{"network": "dhrnet", "head": "crosr", **cells}]}
     assert ("| dhrnet | crosr | 0.700 / 0.750 / 0.793 | 0.700 / 0.750 / 0.827 | 0.700 / 0.750 / 0.826 |"
             in bench.markdown(record).splitlines())
+
+
+def test_reconstruction_weight_euclidean_distance_is_each_images_l2_norm():
+    import numpy as np
+
+    bench = load_script("bench_reconstruction_weight")
+    x = np.zeros((2, 4, 4, 1), dtype="float32")
+    x_rec = x.copy()
+    x_rec[0, :2, :2] = 1.5  # four pixels off by 1.5: norm 3
+    distance = bench.ImageEuclideanDistance()
+    assert np.asarray(distance.call(x, x_rec)) == pytest.approx([3.0, 0.0], abs=1e-5)
+    assert float(distance(x, x_rec)) == pytest.approx(1.5, abs=1e-5)  # the batch mean
