@@ -7,8 +7,9 @@
 # On the GPU machine, from a copy of the working tree carrying .whl and .devdata:
 #   bash benchmarks/gpu/run_full.sh OUT_DIR [STAGE ...]   # STAGE: mnist, cifar10, class-split, samples
 # Each stage runs under a time limit (MNIST_LIMIT, SPLIT_LIMIT seconds; CIFAR_LIMIT per network) so that one
-# device call ends in time; CIFAR_EPOCHS and SPLIT_EPOCHS override the configured epochs (default: the configured,
-# full-size ones: 60 for CIFAR-10, 2-3 s an epoch per plain-CNN network on an H200; 10 per class-split trial).
+# device call ends in time; MNIST_EPOCHS, CIFAR_EPOCHS and SPLIT_EPOCHS override the configured epochs (default: the
+# configured, full-size ones: 15 for MNIST, 2-3 s an epoch per network on an H200; 60 for CIFAR-10, 2-3 s an epoch
+# per plain-CNN network; 10 per class-split trial); MNIST_NETWORKS and SPLIT_NETWORKS name the networks to train.
 # Each stage is `python -m keras_crosr run ...`, resumable; its results.json (render the Markdown with
 # `python -m keras_crosr report NAME FILE.json`) and the trained MNIST
 # networks are copied to OUT_DIR, with one log (run.log) holding Keras' per-epoch step timings.
@@ -60,7 +61,8 @@ for stage in ${stages[@]}; do
   case "$stage" in
     mnist)
       # OCSVM heads are left to a CPU run that resumes from the trained networks (they are CPU-bound).
-      run "${MNIST_LIMIT:-300}" mnist-outliers --skip-heads ocsvm crosr_ocsvm
+      run "${MNIST_LIMIT:-300}" mnist-outliers --skip-heads ocsvm crosr_ocsvm ${MNIST_EPOCHS:+--epochs "$MNIST_EPOCHS"} \
+        ${MNIST_NETWORKS:+--networks $MNIST_NETWORKS}
       mkdir -p "$out/networks"
       cp "$runs"/mnist-outliers/networks/*.keras "$out/networks/" ;;
     cifar10)
