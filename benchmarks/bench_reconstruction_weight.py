@@ -5,8 +5,7 @@ while keeping the closed-set validation accuracy"; it used 1.0 and did not tune 
 the per-pixel mean squared error, so 1.0 makes it small beside the cross entropy (a weight of 784 is the
 per-image sum of squares). ``--distance euclidean`` trains with the paper's words read literally instead: the
 Euclidean distance ``||x - x~||_2`` of each image, neither squared nor averaged. For each weight (and optimizer),
-this trains the MNIST plain-CNN DHRNet on a subset
-of the training digits and reports:
+this trains the MNIST plain-CNN DHRNet on a subset of the training digits and reports:
 
 - the closed-set accuracy on 5,000 held-out training digits (the paper's selection criterion);
 - the scale of the logits and of the latent (mean absolute value on the training subset): CROSR's distance
@@ -59,7 +58,8 @@ HEADS = {"softmax": "Softmax", "openmax": "OpenMax", "crosr": "CROSR"}
 
 
 class ImageEuclideanDistance(ImageReconstructionError):
-    """``||x - x~||_2`` of each image, `(batch,)`: the square root of the sum of squares over its pixels."""
+    """``||x - x~||_2`` of each image, `(batch,)`: the square root of the sum of squares over its pixels (plus
+    1e-12, so that a perfect reconstruction has a finite gradient)."""
 
     def call(self, y_true, y_pred):
         squared = keras.ops.square(y_pred - keras.ops.cast(y_true, y_pred.dtype))
