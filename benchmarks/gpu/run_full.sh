@@ -61,8 +61,8 @@ for stage in ${stages[@]}; do
   case "$stage" in
     mnist)
       # OCSVM heads are left to a CPU run that resumes from the trained networks (they are CPU-bound).
-      run "${MNIST_LIMIT:-300}" mnist-outliers --skip-heads ocsvm crosr_ocsvm ${MNIST_EPOCHS:+--epochs "$MNIST_EPOCHS"} \
-        ${MNIST_NETWORKS:+--networks $MNIST_NETWORKS}
+      run "${MNIST_LIMIT:-300}" mnist-outliers --skip-heads ocsvm crosr_ocsvm \
+        ${MNIST_EPOCHS:+--epochs "$MNIST_EPOCHS"} ${MNIST_NETWORKS:+--networks $MNIST_NETWORKS}
       mkdir -p "$out/networks"
       cp "$runs"/mnist-outliers/networks/*.keras "$out/networks/" ;;
     cifar10)
