@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
+sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "benchmarks")]
 
 import numpy as np  # noqa: E402
 from sklearn.metrics import precision_recall_fscore_support  # noqa: E402
@@ -31,8 +31,7 @@ from keras_crosr.experiments.paper import TABLE2_MNIST_F1  # noqa: E402
 from keras_crosr.metrics import macro_f1, predict_open_set  # noqa: E402
 from keras_crosr.openset import CROSR, OpenMax, SoftmaxThreshold  # noqa: E402
 
-OUTLIER_SETS = ("omniglot", "mnist_noise", "noise")
-N_CLASSES = 10
+from bench_openmax_calibration import N_CLASSES, OUTLIER_SETS, load_features  # noqa: E402
 NETWORKS = ("supervised", "laddernet", "dhrnet")
 
 
@@ -66,19 +65,6 @@ def synthetic_outcomes(n_per_class=1000, n_errors=80, n_unknown=10000):
         "all rejected": np.full(n_unknown, N_CLASSES),
     }
     return {name: both_f1s(truth, np.concatenate([predictions, unknown])) for name, unknown in outcomes.items()}
-
-
-def load_features(path):
-    """``{set: {"logits", "latent"?}}`` from a runner cache file (``split/kind`` keys)."""
-    with np.load(path) as arrays:
-        features = {}
-        for key in arrays.files:
-            split, kind = key.split("/")
-            features.setdefault(split, {})[kind] = arrays[key]
-    missing = {"train", "known", *OUTLIER_SETS} - set(features)
-    if missing:
-        raise SystemExit(f"{path} is not an mnist-outliers feature cache: no {sorted(missing)}")
-    return features
 
 
 def evaluate(head, features, labels):
